@@ -1,0 +1,438 @@
+//! Flush: memtables → sorted Parquet segments (+ log indexes) → manifest → WAL trim.
+//!
+//! ```text
+//!  gate (exclusive): rotate WAL, freeze the active generation
+//!  encode every frozen memtable (blocking pool) ─► put segments durably
+//!  put manifest ─► swap the manifest and drop the frozen generations in one step
+//!  remove the WAL files older than the rotation
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow::array::{
+    Array, ArrayRef, FixedSizeBinaryBuilder, Float64Array, Int64Array, MapArray, MapBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampNanosecondArray, UInt64Array,
+};
+use arrow::compute::{max, min};
+use object_store::path::Path as ObjectPath;
+use proto::{SeriesId, TenantId};
+use tracing::info;
+
+use crate::engine::{Storage, merge_reports};
+use crate::manifest::{SegmentMeta, Table, segment_path};
+use crate::memtable::{Generation, TenantMemtable};
+use crate::metrics::{Exemplar, MetricMetadata, MetricType};
+use crate::model::{
+    EXEMPLARS_SCHEMA, LOGS_SCHEMA, METADATA_SCHEMA, SAMPLES_SCHEMA, SERIES_SCHEMA, SPANS_SCHEMA, log_col, samples_batch,
+    span_col,
+};
+use crate::series::Labels;
+use crate::{Error, FlushReport, Result, segment, textindex};
+
+/// An encoded segment waiting to be uploaded.
+pub(crate) struct EncodedSegment {
+    pub table: Table,
+    pub parquet: Vec<u8>,
+    pub index: Option<Vec<u8>>,
+    pub rows: u64,
+    pub min_time_ns: i64,
+    pub max_time_ns: i64,
+}
+
+impl Storage {
+    /// Flushes every memtable to segments and returns once they are in the manifest.
+    pub async fn flush(&self) -> Result<FlushReport> {
+        let _manifest_guard = self.manifest_lock.lock().await;
+        let wal_seq = {
+            let _gate = self.gate.write().await;
+            let has_rows = self.state.read().map(|s| s.active.rows() > 0).unwrap_or(true);
+            if has_rows {
+                let seq = self.wal.rotate().await?;
+                let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+                let frozen = std::mem::replace(&mut state.active, Arc::new(Generation::default()));
+                state.frozen.push(frozen);
+                Some(seq)
+            } else {
+                None
+            }
+        };
+        let (frozen, base) = {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            (state.frozen.clone(), state.manifest.clone())
+        };
+        let mut manifest = (*base).clone();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for generation in &frozen {
+            for (tenant, memtable) in generation.tenants() {
+                for encoded in self.encode_memtable(&memtable).await? {
+                    added.push(self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0).await?);
+                }
+            }
+        }
+        let mut persisted = Vec::new();
+        let catalogs: Vec<_> = self
+            .catalogs
+            .read()
+            .map(|c| c.iter().map(|(t, c)| (t.clone(), c.clone())).collect())
+            .unwrap_or_default();
+        for (tenant, catalog) in catalogs {
+            let (series, next_id) = {
+                let index = catalog.series.read().unwrap_or_else(|p| p.into_inner());
+                let from = catalog.persisted_series.load(Ordering::Acquire);
+                let next = index.next_id();
+                let series: Vec<(u64, Labels)> = (from..next)
+                    .filter_map(|id| index.labels(SeriesId(id)).map(|l| (id, l.clone())))
+                    .collect();
+                (series, next)
+            };
+            if !series.is_empty() {
+                let encoded = self.blocking(move |storage_config| encode_series(&series, storage_config)).await?;
+                added.push(self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0).await?);
+            }
+            persisted.push((catalog.clone(), next_id));
+            if catalog.metadata_dirty.swap(false, Ordering::AcqRel) {
+                let entries: Vec<MetricMetadata> = catalog
+                    .metadata
+                    .read()
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default();
+                let encoded = self.blocking(move |config| encode_metadata(&entries, config)).await?;
+                removed.extend(manifest.segments_of(&tenant, Table::Metadata).map(|s| s.id));
+                added.push(self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0).await?);
+            }
+        }
+        let mut report = FlushReport::default();
+        for segment in &added {
+            merge_reports(&mut report, segment);
+        }
+        if added.is_empty() && frozen.is_empty() {
+            return Ok(report);
+        }
+        let replaced: Vec<ObjectPath> = manifest
+            .segments
+            .iter()
+            .filter(|s| removed.contains(&s.id))
+            .flat_map(SegmentMeta::object_paths)
+            .collect();
+        let next = manifest.apply(&removed, added);
+        next.store(&self.store).await?;
+        {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            state.manifest = Arc::new(next);
+            state.frozen.retain(|g| !frozen.iter().any(|f| Arc::ptr_eq(f, g)));
+        }
+        for (catalog, next_id) in persisted {
+            catalog.persisted_series.fetch_max(next_id, Ordering::AcqRel);
+        }
+        self.schedule_delete(replaced);
+        if let Some(seq) = wal_seq {
+            self.wal.remove_before(seq).await?;
+        }
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        info!(segments = report.segments, rows = report.rows, bytes = report.bytes, "flushed memtables");
+        Ok(report)
+    }
+
+    /// Runs CPU-heavy encoding on the blocking pool.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&crate::Config) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || work(&config))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    async fn encode_memtable(&self, memtable: &Arc<TenantMemtable>) -> Result<Vec<EncodedSegment>> {
+        let memtable = memtable.clone();
+        self.blocking(move |config| {
+            let level = config.zstd_level_flush;
+            let mut out = Vec::new();
+            let series = memtable.all_series();
+            if !series.is_empty() {
+                let (ids, ts, values) = flatten_series(series.into_iter().map(|(id, buffer)| {
+                    let (ts, values) = buffer.sorted_points();
+                    (id, ts, values)
+                }));
+                out.push(encode_samples(ids, ts, values, level, config.row_group_rows)?);
+            }
+            let exemplars = memtable.exemplars();
+            if !exemplars.is_empty() {
+                out.push(encode_exemplars(exemplars, level, config.row_group_rows)?);
+            }
+            let logs = memtable.logs();
+            if !logs.is_empty() {
+                out.push(encode_logs(&logs, level, config)?);
+            }
+            let spans = memtable.spans();
+            if !spans.is_empty() {
+                out.push(encode_spans(&spans, level, config.row_group_rows)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Writes an encoded segment (and its index) durably and returns its manifest entry.
+    pub(crate) async fn upload(&self, tenant: &TenantId, encoded: EncodedSegment, next_id: &mut u64, level: u32) -> Result<SegmentMeta> {
+        let id = *next_id;
+        *next_id += 1;
+        let path = segment_path(tenant, encoded.table, id, "parquet");
+        let parquet_bytes = encoded.parquet.len() as u64;
+        let mut bytes = parquet_bytes;
+        self.store.put(&ObjectPath::from(path.as_str()), encoded.parquet.into()).await?;
+        let index_path = match encoded.index {
+            Some(index) => {
+                let index_path = segment_path(tenant, encoded.table, id, "idx");
+                bytes += index.len() as u64;
+                self.store.put(&ObjectPath::from(index_path.as_str()), index.into()).await?;
+                Some(index_path)
+            }
+            None => None,
+        };
+        Ok(SegmentMeta {
+            id,
+            tenant: tenant.as_str().to_string(),
+            table: encoded.table,
+            path,
+            index_path,
+            min_time_ns: encoded.min_time_ns,
+            max_time_ns: encoded.max_time_ns,
+            rows: encoded.rows,
+            parquet_bytes,
+            bytes,
+            level,
+        })
+    }
+}
+
+/// Concatenates per-series sorted points into sorted columns.
+pub(crate) fn flatten_series(series: impl Iterator<Item = (u64, Vec<i64>, Vec<f64>)>) -> (Vec<u64>, Vec<i64>, Vec<f64>) {
+    let (mut ids, mut ts, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, series_ts, series_values) in series {
+        ids.extend(std::iter::repeat_n(id, series_ts.len()));
+        ts.extend(series_ts);
+        values.extend(series_values);
+    }
+    (ids, ts, values)
+}
+
+const NS_PER_MS: i64 = 1_000_000;
+
+/// Encodes samples already sorted by (series, time).
+pub(crate) fn encode_samples(ids: Vec<u64>, ts: Vec<i64>, values: Vec<f64>, level: i32, row_group_rows: usize) -> Result<EncodedSegment> {
+    let rows = ids.len() as u64;
+    let min_ts = ts.iter().copied().min().unwrap_or(0);
+    let max_ts = ts.iter().copied().max().unwrap_or(0);
+    let batch = samples_batch(ids, ts, values)?;
+    let properties = segment::writer_properties(Table::Samples, level, row_group_rows, 0)?;
+    Ok(EncodedSegment {
+        table: Table::Samples,
+        parquet: segment::encode(&SAMPLES_SCHEMA, &[batch], properties)?,
+        index: None,
+        rows,
+        min_time_ns: min_ts.saturating_mul(NS_PER_MS),
+        max_time_ns: max_ts.saturating_mul(NS_PER_MS),
+    })
+}
+
+fn attributes_column<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, String>>) -> Result<ArrayRef> {
+    let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for map in maps {
+        for (key, value) in map {
+            builder.keys().append_value(key);
+            builder.values().append_value(value);
+        }
+        builder.append(true).map_err(|e| Error::arrow("building labels", e))?;
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+pub(crate) fn exemplars_batch(mut exemplars: Vec<(u64, Exemplar)>) -> Result<RecordBatch> {
+    exemplars.sort_by_key(|(id, e)| (*id, e.ts_ms));
+    let mut trace = FixedSizeBinaryBuilder::with_capacity(exemplars.len(), 16);
+    let mut span = FixedSizeBinaryBuilder::with_capacity(exemplars.len(), 8);
+    for (_, e) in &exemplars {
+        match e.trace_id {
+            Some(id) => trace.append_value(id.0).map_err(|e| Error::arrow("exemplar trace id", e))?,
+            None => trace.append_null(),
+        }
+        match e.span_id {
+            Some(id) => span.append_value(id.0).map_err(|e| Error::arrow("exemplar span id", e))?,
+            None => span.append_null(),
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from_iter_values(exemplars.iter().map(|(id, _)| *id))),
+        Arc::new(Int64Array::from_iter_values(exemplars.iter().map(|(_, e)| e.ts_ms))),
+        Arc::new(Float64Array::from_iter_values(exemplars.iter().map(|(_, e)| e.value))),
+        Arc::new(trace.finish()),
+        Arc::new(span.finish()),
+        attributes_column(exemplars.iter().map(|(_, e)| &e.labels))?,
+    ];
+    RecordBatch::try_new(EXEMPLARS_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building exemplars", e))
+}
+
+fn encode_exemplars(exemplars: Vec<(u64, Exemplar)>, level: i32, row_group_rows: usize) -> Result<EncodedSegment> {
+    let min_ts = exemplars.iter().map(|(_, e)| e.ts_ms).min().unwrap_or(0);
+    let max_ts = exemplars.iter().map(|(_, e)| e.ts_ms).max().unwrap_or(0);
+    let batch = exemplars_batch(exemplars)?;
+    encode_exemplar_batch(batch, level, row_group_rows, min_ts, max_ts)
+}
+
+pub(crate) fn encode_exemplar_batch(batch: RecordBatch, level: i32, row_group_rows: usize, min_ts: i64, max_ts: i64) -> Result<EncodedSegment> {
+    let properties = segment::writer_properties(Table::Exemplars, level, row_group_rows, 0)?;
+    Ok(EncodedSegment {
+        table: Table::Exemplars,
+        rows: batch.num_rows() as u64,
+        parquet: segment::encode(&EXEMPLARS_SCHEMA, &[batch], properties)?,
+        index: None,
+        min_time_ns: min_ts.saturating_mul(NS_PER_MS),
+        max_time_ns: max_ts.saturating_mul(NS_PER_MS),
+    })
+}
+
+fn time_bounds(batch: &RecordBatch, column: usize) -> (i64, i64) {
+    let times = batch.column(column).as_any().downcast_ref::<TimestampNanosecondArray>();
+    match times {
+        Some(times) => (min(times).unwrap_or(0), max(times).unwrap_or(0)),
+        None => (0, 0),
+    }
+}
+
+/// Sorts logs by (service, time), encodes them, and builds their full-text index.
+pub(crate) fn encode_logs(batches: &[RecordBatch], level: i32, config: &crate::Config) -> Result<EncodedSegment> {
+    let sorted = segment::sort_batches(&LOGS_SCHEMA, batches, &[log_col::SERVICE, log_col::TIMESTAMP])?;
+    let (min_time_ns, max_time_ns) = time_bounds(&sorted, log_col::TIMESTAMP);
+    let properties = segment::writer_properties(Table::Logs, level, config.row_group_rows, 0)?;
+    let parquet = segment::encode(&LOGS_SCHEMA, std::slice::from_ref(&sorted), properties)?;
+    let index = textindex::build(&sorted, config.log_index_memory.bytes() as usize)?;
+    Ok(EncodedSegment {
+        table: Table::Logs,
+        rows: sorted.num_rows() as u64,
+        parquet,
+        index: Some(index),
+        min_time_ns,
+        max_time_ns,
+    })
+}
+
+/// Sorts spans by (trace id, start) and encodes them.
+pub(crate) fn encode_spans(batches: &[RecordBatch], level: i32, row_group_rows: usize) -> Result<EncodedSegment> {
+    let sorted = segment::sort_batches(&SPANS_SCHEMA, batches, &[span_col::TRACE_ID, span_col::START])?;
+    let (min_time_ns, max_time_ns) = time_bounds(&sorted, span_col::START);
+    let distinct_traces = {
+        let ids = crate::engine::trace_ids(&sorted)?;
+        1 + ids.windows(2).filter(|w| w[0] != w[1]).count() as u64
+    };
+    let properties = segment::writer_properties(Table::Spans, level, row_group_rows, distinct_traces)?;
+    Ok(EncodedSegment {
+        table: Table::Spans,
+        rows: sorted.num_rows() as u64,
+        parquet: segment::encode(&SPANS_SCHEMA, std::slice::from_ref(&sorted), properties)?,
+        index: None,
+        min_time_ns,
+        max_time_ns,
+    })
+}
+
+pub(crate) fn series_batch(series: &[(u64, Labels)]) -> Result<RecordBatch> {
+    let label_maps: Vec<BTreeMap<String, String>> = series.iter().map(|(_, l)| l.without_name()).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from_iter_values(series.iter().map(|(id, _)| *id))),
+        Arc::new(StringArray::from_iter_values(series.iter().map(|(_, l)| l.metric_name()))),
+        attributes_column(label_maps.iter())?,
+    ];
+    RecordBatch::try_new(SERIES_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building series", e))
+}
+
+pub(crate) fn encode_series(series: &[(u64, Labels)], config: &crate::Config) -> Result<EncodedSegment> {
+    let batch = series_batch(series)?;
+    let properties = segment::writer_properties(Table::Series, config.zstd_level_compacted, config.row_group_rows, 0)?;
+    Ok(EncodedSegment {
+        table: Table::Series,
+        rows: batch.num_rows() as u64,
+        parquet: segment::encode(&SERIES_SCHEMA, &[batch], properties)?,
+        index: None,
+        min_time_ns: 0,
+        max_time_ns: 0,
+    })
+}
+
+fn encode_metadata(entries: &[MetricMetadata], config: &crate::Config) -> Result<EncodedSegment> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.metric))),
+        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.kind.as_str()))),
+        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.help))),
+        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.unit))),
+    ];
+    let batch = RecordBatch::try_new(METADATA_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building metadata", e))?;
+    let properties = segment::writer_properties(Table::Metadata, config.zstd_level_compacted, config.row_group_rows, 0)?;
+    Ok(EncodedSegment {
+        table: Table::Metadata,
+        rows: batch.num_rows() as u64,
+        parquet: segment::encode(&METADATA_SCHEMA, &[batch], properties)?,
+        index: None,
+        min_time_ns: 0,
+        max_time_ns: 0,
+    })
+}
+
+fn corrupt(what: &str, reason: &str) -> Error {
+    Error::Corrupt {
+        what: what.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, index: usize, what: &str) -> Result<&'a T> {
+    batch
+        .column(index)
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| corrupt(what, &format!("unexpected type of column {index}")))
+}
+
+/// Reads `(id, labels)` back from series segment batches.
+pub(crate) fn series_from_batches(batches: &[RecordBatch]) -> Result<Vec<(SeriesId, Labels)>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let ids: &UInt64Array = column(batch, 0, "series segment")?;
+        let names: &StringArray = column(batch, 1, "series segment")?;
+        let labels: &MapArray = column(batch, 2, "series segment")?;
+        for row in 0..batch.num_rows() {
+            let entries = labels.value(row);
+            let keys = entries.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| corrupt("series segment", "label keys"))?;
+            let values = entries.column(1).as_any().downcast_ref::<StringArray>().ok_or_else(|| corrupt("series segment", "label values"))?;
+            let mut pairs: Vec<(String, String)> = (0..keys.len()).map(|i| (keys.value(i).to_string(), values.value(i).to_string())).collect();
+            pairs.push((crate::series::METRIC_NAME_LABEL.to_string(), names.value(row).to_string()));
+            let labels = Labels::new(pairs).map_err(|e| corrupt("series segment", &e.to_string()))?;
+            out.push((SeriesId(ids.value(row)), labels));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads metadata entries back from a metadata segment.
+pub(crate) fn metadata_from_batches(batches: &[RecordBatch]) -> Result<Vec<MetricMetadata>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let metric: &StringArray = column(batch, 0, "metadata segment")?;
+        let kind: &StringArray = column(batch, 1, "metadata segment")?;
+        let help: &StringArray = column(batch, 2, "metadata segment")?;
+        let unit: &StringArray = column(batch, 3, "metadata segment")?;
+        for row in 0..batch.num_rows() {
+            out.push(MetricMetadata {
+                metric: metric.value(row).to_string(),
+                kind: MetricType::parse(kind.value(row)),
+                help: help.value(row).to_string(),
+                unit: unit.value(row).to_string(),
+            });
+        }
+    }
+    Ok(out)
+}

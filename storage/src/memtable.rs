@@ -1,0 +1,240 @@
+//! Memtables: the rows acknowledged since the last flush, queryable at once.
+//!
+//! A [`Generation`] holds one memtable per tenant. Appends go to the active
+//! generation; a flush freezes it (it stays readable) and starts a new one, and the
+//! frozen one disappears from reads in the same step that puts its segments in the
+//! manifest. Samples are kept per series in flat column vectors (no per-sample
+//! objects), sharded so that concurrent writers rarely share a lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::array::RecordBatch;
+use proto::{TenantId, TraceId};
+
+use crate::metrics::Exemplar;
+
+const SHARDS: usize = 16;
+
+/// Samples of one series, in arrival order.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SeriesBuffer {
+    pub ts: Vec<i64>,
+    pub values: Vec<f64>,
+    sorted: bool,
+}
+
+impl SeriesBuffer {
+    fn push(&mut self, ts: i64, value: f64) {
+        if self.ts.is_empty() {
+            self.sorted = true;
+        } else if self.ts.last().is_some_and(|last| *last >= ts) {
+            self.sorted = false;
+        }
+        self.ts.push(ts);
+        self.values.push(value);
+    }
+
+    /// Returns the points sorted by time, one per timestamp (the last written wins).
+    pub fn sorted_points(&self) -> (Vec<i64>, Vec<f64>) {
+        if self.sorted {
+            return (self.ts.clone(), self.values.clone());
+        }
+        let mut order: Vec<usize> = (0..self.ts.len()).collect();
+        order.sort_by_key(|i| self.ts[*i]);
+        let mut ts = Vec::with_capacity(order.len());
+        let mut values = Vec::with_capacity(order.len());
+        for i in order {
+            if ts.last() == Some(&self.ts[i]) {
+                *values.last_mut().expect("pushed with ts") = self.values[i];
+            } else {
+                ts.push(self.ts[i]);
+                values.push(self.values[i]);
+            }
+        }
+        (ts, values)
+    }
+}
+
+/// Spans of one tenant plus a trace id → rows map.
+#[derive(Default)]
+pub(crate) struct SpanBuffer {
+    pub batches: Vec<RecordBatch>,
+    pub by_trace: HashMap<TraceId, Vec<(u32, u32)>>,
+}
+
+/// The memtable of one tenant within one generation.
+pub(crate) struct TenantMemtable {
+    samples: [Mutex<HashMap<u64, SeriesBuffer>>; SHARDS],
+    pub exemplars: Mutex<Vec<(u64, Exemplar)>>,
+    pub logs: Mutex<Vec<RecordBatch>>,
+    pub spans: Mutex<SpanBuffer>,
+}
+
+impl Default for TenantMemtable {
+    fn default() -> Self {
+        TenantMemtable {
+            samples: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            exemplars: Mutex::default(),
+            logs: Mutex::default(),
+            spans: Mutex::default(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a memtable lock leaves plain data behind; keep serving it.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl TenantMemtable {
+    /// Appends samples given as `(series, ts, value)`, grouped by shard.
+    pub fn append_samples(&self, samples: &[(u64, i64, f64)]) {
+        let mut by_shard: [Vec<usize>; SHARDS] = std::array::from_fn(|_| Vec::new());
+        for (i, (series, _, _)) in samples.iter().enumerate() {
+            by_shard[*series as usize % SHARDS].push(i);
+        }
+        for (shard, rows) in by_shard.iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let mut map = lock(&self.samples[shard]);
+            for &i in rows {
+                let (series, ts, value) = samples[i];
+                map.entry(series).or_default().push(ts, value);
+            }
+        }
+    }
+
+    /// Calls `visit` with each series' buffer among `series` (sorted ids).
+    pub fn visit_series(&self, series: &[u64], mut visit: impl FnMut(u64, &SeriesBuffer)) {
+        for id in series {
+            let map = lock(&self.samples[*id as usize % SHARDS]);
+            if let Some(buffer) = map.get(id) {
+                visit(*id, buffer);
+            }
+        }
+    }
+
+    /// Takes a copy of every series buffer (for a flush).
+    pub fn all_series(&self) -> Vec<(u64, SeriesBuffer)> {
+        let mut out = Vec::new();
+        for shard in &self.samples {
+            let map = lock(shard);
+            out.extend(map.iter().map(|(id, buffer)| (*id, buffer.clone())));
+        }
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Appends a logs batch.
+    pub fn append_logs(&self, batch: RecordBatch) {
+        lock(&self.logs).push(batch);
+    }
+
+    /// Returns the logs batches.
+    pub fn logs(&self) -> Vec<RecordBatch> {
+        lock(&self.logs).clone()
+    }
+
+    /// Appends a spans batch and indexes its trace ids.
+    pub fn append_spans(&self, batch: RecordBatch, trace_ids: Vec<TraceId>) {
+        let mut spans = lock(&self.spans);
+        let batch_index = spans.batches.len() as u32;
+        for (row, trace_id) in trace_ids.into_iter().enumerate() {
+            spans.by_trace.entry(trace_id).or_default().push((batch_index, row as u32));
+        }
+        spans.batches.push(batch);
+    }
+
+    /// Returns the spans batches.
+    pub fn spans(&self) -> Vec<RecordBatch> {
+        lock(&self.spans).batches.clone()
+    }
+
+    /// Returns the rows of one trace as `(batch, row)` pairs with the batches they point into.
+    pub fn trace_rows(&self, trace_id: &TraceId) -> (Vec<RecordBatch>, Vec<(u32, u32)>) {
+        let spans = lock(&self.spans);
+        let rows = spans.by_trace.get(trace_id).cloned().unwrap_or_default();
+        (spans.batches.clone(), rows)
+    }
+
+    /// Appends exemplars.
+    pub fn append_exemplars(&self, exemplars: Vec<(u64, Exemplar)>) {
+        lock(&self.exemplars).extend(exemplars);
+    }
+
+    /// Returns the exemplars.
+    pub fn exemplars(&self) -> Vec<(u64, Exemplar)> {
+        lock(&self.exemplars).clone()
+    }
+}
+
+/// The memtables of every tenant, appended to until a flush freezes them.
+#[derive(Default)]
+pub(crate) struct Generation {
+    tenants: RwLock<HashMap<TenantId, Arc<TenantMemtable>>>,
+    bytes: AtomicU64,
+    rows: AtomicU64,
+}
+
+impl Generation {
+    /// Returns the tenant's memtable, creating it on first use.
+    pub fn tenant(&self, tenant: &TenantId) -> Arc<TenantMemtable> {
+        if let Some(memtable) = self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant) {
+            return memtable.clone();
+        }
+        self.tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Returns the tenant's memtable if it has one.
+    pub fn get(&self, tenant: &TenantId) -> Option<Arc<TenantMemtable>> {
+        self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned()
+    }
+
+    /// Every tenant with a memtable.
+    pub fn tenants(&self) -> Vec<(TenantId, Arc<TenantMemtable>)> {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let mut tenants: Vec<_> = map.iter().map(|(t, m)| (t.clone(), m.clone())).collect();
+        tenants.sort_by(|a, b| a.0.cmp(&b.0));
+        tenants
+    }
+
+    /// Accounts for appended rows and their approximate memory.
+    pub fn add_usage(&self, rows: u64, bytes: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Rows held.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_samples_are_sorted_and_deduplicated() {
+        let memtable = TenantMemtable::default();
+        memtable.append_samples(&[(7, 30, 3.0), (7, 10, 1.0), (7, 30, 4.0), (8, 5, 0.5)]);
+        let all = memtable.all_series();
+        assert_eq!(all.len(), 2);
+        let (ts, values) = all[0].1.sorted_points();
+        assert_eq!(ts, vec![10, 30]);
+        assert_eq!(values, vec![1.0, 4.0]);
+    }
+}

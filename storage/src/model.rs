@@ -1,0 +1,311 @@
+//! The signal models: Arrow schemas of every table, and row structs that build batches.
+//!
+//! Ingest turns each protocol into these batches; queries read them back. Ids are
+//! binary (`FixedSizeBinary(16)` trace ids, `FixedSizeBinary(8)` span ids), times are
+//! UTC nanoseconds for logs and spans and milliseconds for metric samples (as PromQL
+//! counts them).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, FixedSizeBinaryBuilder, Float64Array, Int32Array, Int64Array, MapBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use proto::{SpanId, TraceId};
+
+use crate::{Error, Result};
+
+/// Attribute maps (`attributes`, `resource`, `labels`) as stored: sorted key → value.
+pub type Attributes = BTreeMap<String, String>;
+
+/// The Arrow type of an attribute map column: `Map<Utf8, Utf8>`.
+pub fn attributes_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(Fields::from(vec![
+                Field::new("keys", DataType::Utf8, false),
+                Field::new("values", DataType::Utf8, true),
+            ])),
+            false,
+        )),
+        false,
+    )
+}
+
+fn timestamp_ns() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// Metric samples: `(series_id, ts_ms, value)`, sorted by series then time on disk.
+pub static SAMPLES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new("ts_ms", DataType::Int64, false),
+        Field::new("value", DataType::Float64, false),
+    ]))
+});
+
+/// Metric series: id, metric name and the other labels.
+pub static SERIES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("labels", attributes_type(), false),
+    ]))
+});
+
+/// Exemplars attached to samples, with the trace they came from.
+pub static EXEMPLARS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new("ts_ms", DataType::Int64, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("trace_id", DataType::FixedSizeBinary(16), true),
+        Field::new("span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("labels", attributes_type(), false),
+    ]))
+});
+
+/// Metric metadata: type, help and unit per metric name.
+pub static METADATA_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("type", DataType::Utf8, false),
+        Field::new("help", DataType::Utf8, false),
+        Field::new("unit", DataType::Utf8, false),
+    ]))
+});
+
+/// Log records.
+pub static LOGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("timestamp", timestamp_ns(), false),
+        Field::new("observed_timestamp", timestamp_ns(), false),
+        Field::new("service", DataType::Utf8, false),
+        Field::new("instance", DataType::Utf8, true),
+        Field::new("severity_text", DataType::Utf8, true),
+        Field::new("severity_number", DataType::Int32, false),
+        Field::new("body", DataType::Utf8, false),
+        Field::new("trace_id", DataType::FixedSizeBinary(16), true),
+        Field::new("span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("attributes", attributes_type(), false),
+        Field::new("resource", attributes_type(), false),
+    ]))
+});
+
+/// Trace spans.
+pub static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::FixedSizeBinary(8), true),
+        Field::new("service", DataType::Utf8, false),
+        Field::new("instance", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("start", timestamp_ns(), false),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("status_code", DataType::Int32, false),
+        Field::new("status_message", DataType::Utf8, true),
+        Field::new("peer_service", DataType::Utf8, true),
+        Field::new("attributes", attributes_type(), false),
+        Field::new("resource", attributes_type(), false),
+        Field::new("events", DataType::Utf8, true),
+        Field::new("links", DataType::Utf8, true),
+    ]))
+});
+
+/// Column positions in [`LOGS_SCHEMA`].
+pub(crate) mod log_col {
+    pub const TIMESTAMP: usize = 0;
+    pub const SERVICE: usize = 2;
+    pub const SEVERITY_TEXT: usize = 4;
+    pub const BODY: usize = 6;
+    pub const TRACE_ID: usize = 7;
+}
+
+/// Column positions in [`SPANS_SCHEMA`].
+pub(crate) mod span_col {
+    pub const TRACE_ID: usize = 0;
+    pub const SERVICE: usize = 3;
+    pub const START: usize = 7;
+}
+
+/// Checks that a batch has exactly the columns and types of `expected`.
+pub(crate) fn check_schema(batch: &RecordBatch, expected: &Schema, table: &str) -> Result<()> {
+    let actual = batch.schema();
+    if actual.fields().len() != expected.fields().len() {
+        return Err(Error::InvalidWrite(format!(
+            "{table} batch has {} columns, expected {}",
+            actual.fields().len(),
+            expected.fields().len()
+        )));
+    }
+    for (got, want) in actual.fields().iter().zip(expected.fields()) {
+        if got.name() != want.name() || got.data_type() != want.data_type() {
+            return Err(Error::InvalidWrite(format!(
+                "{table} column {:?} of type {} does not match expected {:?} of type {}",
+                got.name(),
+                got.data_type(),
+                want.name(),
+                want.data_type()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One log record, as ingest builds it before it becomes a row of [`LOGS_SCHEMA`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogRecord {
+    /// When the event happened, UTC nanoseconds.
+    pub timestamp_ns: i64,
+    /// When a collector first saw it, UTC nanoseconds.
+    pub observed_ns: i64,
+    /// The emitting service (`service.name`).
+    pub service: String,
+    /// The emitting replica (`service.instance.id`, pod or host name).
+    pub instance: Option<String>,
+    /// Severity as the source wrote it (`ERROR`, `warn`…).
+    pub severity_text: Option<String>,
+    /// OTLP severity number (1-24, 0 when unknown).
+    pub severity_number: i32,
+    /// The log line.
+    pub body: String,
+    /// The trace the record belongs to.
+    pub trace_id: Option<TraceId>,
+    /// The span the record belongs to.
+    pub span_id: Option<SpanId>,
+    /// Record attributes.
+    pub attributes: Attributes,
+    /// Resource attributes.
+    pub resource: Attributes,
+}
+
+/// One span, as ingest builds it before it becomes a row of [`SPANS_SCHEMA`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpanRecord {
+    /// The trace id.
+    pub trace_id: TraceId,
+    /// The span id.
+    pub span_id: SpanId,
+    /// The parent span, absent on a root span.
+    pub parent_span_id: Option<SpanId>,
+    /// The service that recorded the span.
+    pub service: String,
+    /// The replica that recorded the span.
+    pub instance: Option<String>,
+    /// The operation name.
+    pub name: String,
+    /// `server`, `client`, `producer`, `consumer`, `internal` or `unspecified`.
+    pub kind: String,
+    /// Start time, UTC nanoseconds.
+    pub start_ns: i64,
+    /// Duration in nanoseconds.
+    pub duration_ns: i64,
+    /// OTLP status: 0 unset, 1 ok, 2 error.
+    pub status_code: i32,
+    /// Status message, usually set on errors.
+    pub status_message: Option<String>,
+    /// The remote service this span called (`peer.service`), when known.
+    pub peer_service: Option<String>,
+    /// Span attributes.
+    pub attributes: Attributes,
+    /// Resource attributes.
+    pub resource: Attributes,
+    /// Span events as JSON.
+    pub events: Option<String>,
+    /// Span links as JSON.
+    pub links: Option<String>,
+}
+
+fn map_column<'a>(maps: impl Iterator<Item = &'a Attributes>) -> Result<ArrayRef> {
+    let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for map in maps {
+        for (key, value) in map {
+            builder.keys().append_value(key);
+            builder.values().append_value(value);
+        }
+        builder
+            .append(true)
+            .map_err(|e| Error::arrow("building attribute map", e))?;
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn fixed_column<const N: usize>(
+    ids: impl Iterator<Item = Option<[u8; N]>>,
+    capacity: usize,
+) -> Result<ArrayRef> {
+    let mut builder = FixedSizeBinaryBuilder::with_capacity(capacity, N as i32);
+    for id in ids {
+        match id {
+            Some(bytes) => builder
+                .append_value(bytes)
+                .map_err(|e| Error::arrow("building id column", e))?,
+            None => builder.append_null(),
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from_iter_values(values).with_timezone("UTC"))
+}
+
+/// Builds a [`LOGS_SCHEMA`] batch from records.
+pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = vec![
+        timestamps(records.iter().map(|r| r.timestamp_ns)),
+        timestamps(records.iter().map(|r| r.observed_ns)),
+        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.service))),
+        Arc::new(StringArray::from_iter(records.iter().map(|r| r.instance.as_deref()))),
+        Arc::new(StringArray::from_iter(records.iter().map(|r| r.severity_text.as_deref()))),
+        Arc::new(Int32Array::from_iter_values(records.iter().map(|r| r.severity_number))),
+        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.body))),
+        fixed_column(records.iter().map(|r| r.trace_id.map(|id| id.0)), records.len())?,
+        fixed_column(records.iter().map(|r| r.span_id.map(|id| id.0)), records.len())?,
+        map_column(records.iter().map(|r| &r.attributes))?,
+        map_column(records.iter().map(|r| &r.resource))?,
+    ];
+    RecordBatch::try_new(LOGS_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building logs batch", e))
+}
+
+/// Builds a [`SPANS_SCHEMA`] batch from records.
+pub fn spans_batch(records: &[SpanRecord]) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = vec![
+        fixed_column(records.iter().map(|r| Some(r.trace_id.0)), records.len())?,
+        fixed_column(records.iter().map(|r| Some(r.span_id.0)), records.len())?,
+        fixed_column(records.iter().map(|r| r.parent_span_id.map(|id| id.0)), records.len())?,
+        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.service))),
+        Arc::new(StringArray::from_iter(records.iter().map(|r| r.instance.as_deref()))),
+        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.name))),
+        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.kind))),
+        timestamps(records.iter().map(|r| r.start_ns)),
+        Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.duration_ns))),
+        Arc::new(Int32Array::from_iter_values(records.iter().map(|r| r.status_code))),
+        Arc::new(StringArray::from_iter(records.iter().map(|r| r.status_message.as_deref()))),
+        Arc::new(StringArray::from_iter(records.iter().map(|r| r.peer_service.as_deref()))),
+        map_column(records.iter().map(|r| &r.attributes))?,
+        map_column(records.iter().map(|r| &r.resource))?,
+        Arc::new(StringArray::from_iter(records.iter().map(|r| r.events.as_deref()))),
+        Arc::new(StringArray::from_iter(records.iter().map(|r| r.links.as_deref()))),
+    ];
+    RecordBatch::try_new(SPANS_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building spans batch", e))
+}
+
+/// Builds a [`SAMPLES_SCHEMA`] batch from parallel columns.
+pub(crate) fn samples_batch(series: Vec<u64>, ts: Vec<i64>, values: Vec<f64>) -> Result<RecordBatch> {
+    RecordBatch::try_new(
+        SAMPLES_SCHEMA.clone(),
+        vec![
+            Arc::new(UInt64Array::from(series)),
+            Arc::new(Int64Array::from(ts)),
+            Arc::new(Float64Array::from(values)),
+        ],
+    )
+    .map_err(|e| Error::arrow("building samples batch", e))
+}

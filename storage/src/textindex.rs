@@ -1,0 +1,570 @@
+//! The full-text index of one log segment (tantivy), built after the Parquet file in
+//! exactly its row order, so a document id *is* a Parquet row number.
+//!
+//! The index is a candidate filter: it may return rows that do not match (it lowercases
+//! and drops id-like tokens), never miss one that does. Every hit is confirmed against
+//! the body read from Parquet with [`TextQuery::matches`].
+//!
+//! Indexed: `body` (doc ids only, no positions, no norms, nothing stored), `service`,
+//! `severity` and `trace_id` as raw terms. Tokens that are mostly noise — hex runs of
+//! 16+ digits (trace and span ids, which have their own column), decimal runs of 9+
+//! digits — are dropped; a token longer than 255 bytes marks its document with a
+//! catch-all term instead, so substring queries stay exact.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use tantivy::collector::DocSetCollector;
+use tantivy::directory::RamDirectory;
+use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
+use tantivy::{Directory, Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument, Term};
+
+
+use crate::model::log_col;
+use crate::{Error, Result};
+
+const TOKENIZER: &str = "sightline_log";
+const LONG_TOKEN_MARK: &str = "\u{1}long";
+const MAX_TOKEN_LEN: usize = 255;
+const PACK_MAGIC: &[u8; 8] = b"SLTIDX01";
+
+/// A text predicate over log bodies. [`TextQuery::matches`] is its exact meaning; the
+/// index only narrows the rows to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextQuery {
+    /// The body contains this exact substring (LogQL `|=`, case-sensitive).
+    Contains(String),
+    /// The body has this word (case-insensitive, whole token).
+    Term(String),
+    /// The body has a word starting with this prefix (case-insensitive).
+    Prefix(String),
+    /// Every sub-query matches.
+    And(Vec<TextQuery>),
+    /// At least one sub-query matches.
+    Or(Vec<TextQuery>),
+}
+
+impl TextQuery {
+    /// Returns true when `body` satisfies the query.
+    pub fn matches(&self, body: &str) -> bool {
+        match self {
+            TextQuery::Contains(needle) => body.contains(needle.as_str()),
+            TextQuery::Term(word) => {
+                let word = word.to_lowercase();
+                alnum_runs(body).any(|(_, run)| run.to_lowercase() == word)
+            }
+            TextQuery::Prefix(prefix) => {
+                let prefix = prefix.to_lowercase();
+                alnum_runs(body).any(|(_, run)| run.to_lowercase().starts_with(&prefix))
+            }
+            TextQuery::And(parts) => parts.iter().all(|q| q.matches(body)),
+            TextQuery::Or(parts) => parts.iter().any(|q| q.matches(body)),
+        }
+    }
+}
+
+/// Iterates over the maximal runs of alphanumeric characters, with their byte offsets.
+fn alnum_runs(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut rest = text.char_indices().peekable();
+    std::iter::from_fn(move || {
+        while let Some((_, c)) = rest.peek() {
+            if c.is_alphanumeric() {
+                break;
+            }
+            rest.next();
+        }
+        let (start, _) = rest.next()?;
+        let mut end = text.len();
+        while let Some((i, c)) = rest.peek() {
+            if !c.is_alphanumeric() {
+                end = *i;
+                break;
+            }
+            rest.next();
+        }
+        Some((start, &text[start..end]))
+    })
+}
+
+/// Why a token is not indexed as itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenFate {
+    Indexed,
+    /// An id or long number: could hide any hex/digit substring.
+    DroppedIdLike,
+    /// Longer than the term limit: its document carries the catch-all mark.
+    TooLong,
+}
+
+fn token_fate(token: &str) -> TokenFate {
+    if token.len() > MAX_TOKEN_LEN {
+        TokenFate::TooLong
+    } else if token.len() >= 16 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        TokenFate::DroppedIdLike
+    } else if token.len() >= 9 && token.bytes().all(|b| b.is_ascii_digit()) {
+        TokenFate::DroppedIdLike
+    } else {
+        TokenFate::Indexed
+    }
+}
+
+fn could_hide_in_dropped_token(fragment: &str) -> bool {
+    fragment.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The tokenizer of log bodies: alphanumeric runs, lowercased, noise dropped.
+#[derive(Clone, Default)]
+struct LogTokenizer {
+    token: Token,
+}
+
+struct LogTokenStream<'a> {
+    runs: Box<dyn Iterator<Item = (usize, &'a str)> + 'a>,
+    token: &'a mut Token,
+    long_mark_done: bool,
+}
+
+impl Tokenizer for LogTokenizer {
+    type TokenStream<'a> = LogTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> LogTokenStream<'a> {
+        self.token.reset();
+        self.token.position = usize::MAX;
+        LogTokenStream {
+            runs: Box::new(alnum_runs(text)),
+            token: &mut self.token,
+            long_mark_done: false,
+        }
+    }
+}
+
+impl TokenStream for LogTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        for (offset, run) in self.runs.by_ref() {
+            self.token.text.clear();
+            match token_fate(run) {
+                TokenFate::Indexed => {
+                    self.token.text.extend(run.chars().flat_map(char::to_lowercase));
+                }
+                TokenFate::TooLong if !self.long_mark_done => {
+                    self.long_mark_done = true;
+                    self.token.text.push_str(LONG_TOKEN_MARK);
+                }
+                TokenFate::TooLong | TokenFate::DroppedIdLike => continue,
+            }
+            self.token.offset_from = offset;
+            self.token.offset_to = offset + run.len();
+            self.token.position = self.token.position.wrapping_add(1);
+            return true;
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+struct Fields {
+    body: Field,
+    service: Field,
+    severity: Field,
+    trace_id: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let text = |tokenizer: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        )
+    };
+    let fields = Fields {
+        body: builder.add_text_field("body", text(TOKENIZER)),
+        service: builder.add_text_field("service", text("raw")),
+        severity: builder.add_text_field("severity", text("raw")),
+        trace_id: builder.add_text_field("trace_id", text("raw")),
+    };
+    (builder.build(), fields)
+}
+
+fn register_tokenizer(index: &Index) {
+    index
+        .tokenizers()
+        .register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
+}
+
+fn index_error(context: &str) -> impl FnOnce(tantivy::TantivyError) -> Error + '_ {
+    move |source| Error::Index {
+        context: context.to_string(),
+        source,
+    }
+}
+
+/// Builds the index of a sorted logs batch and returns its files packed into one blob.
+pub(crate) fn build(batch: &RecordBatch, memory_budget: usize) -> Result<Vec<u8>> {
+    let (schema, fields) = schema();
+    let directory = RamDirectory::create();
+    let tokenizers = tantivy::tokenizer::TokenizerManager::default();
+    tokenizers.register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
+    let mut writer = tantivy::IndexBuilder::new()
+        .schema(schema)
+        .settings(IndexSettings::default())
+        .tokenizers(tokenizers)
+        .single_segment_index_writer(directory.clone(), memory_budget)
+        .map_err(index_error("creating log index writer"))?;
+    let body = string_column(batch, log_col::BODY)?;
+    let service = string_column(batch, log_col::SERVICE)?;
+    let severity = string_column(batch, log_col::SEVERITY_TEXT)?;
+    let trace = batch
+        .column(log_col::TRACE_ID)
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()
+        .ok_or_else(|| Error::Corrupt {
+            what: "logs batch".into(),
+            reason: "trace_id column is not binary".into(),
+        })?;
+    let mut hex = String::with_capacity(32);
+    for row in 0..batch.num_rows() {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(fields.body, body.value(row));
+        doc.add_text(fields.service, service.value(row));
+        if severity.is_valid(row) {
+            doc.add_text(fields.severity, severity.value(row).to_lowercase());
+        }
+        if trace.is_valid(row) {
+            hex.clear();
+            for byte in trace.value(row) {
+                use std::fmt::Write;
+                let _ = write!(hex, "{byte:02x}");
+            }
+            doc.add_text(fields.trace_id, &hex);
+        }
+        writer.add_document(doc).map_err(index_error("indexing a log row"))?;
+    }
+    let index = writer.finalize().map_err(index_error("finalizing log index"))?;
+    pack(&index, &directory)
+}
+
+fn string_column(batch: &RecordBatch, column: usize) -> Result<StringArray> {
+    let array = cast(batch.column(column), &DataType::Utf8).map_err(|e| Error::arrow("log index column", e))?;
+    array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| Error::Corrupt {
+            what: "logs batch".into(),
+            reason: format!("column {column} is not text"),
+        })
+}
+
+fn pack(index: &Index, directory: &RamDirectory) -> Result<Vec<u8>> {
+    let metas = index.load_metas().map_err(index_error("reading log index metas"))?;
+    let mut files: Vec<PathBuf> = metas.list_segment_files().into_iter().collect();
+    files.push(PathBuf::from("meta.json"));
+    files.sort();
+    let mut out = Vec::new();
+    out.extend_from_slice(PACK_MAGIC);
+    let mut entries = Vec::new();
+    for path in files {
+        if !directory.exists(&path).unwrap_or(false) {
+            continue;
+        }
+        let data = directory.atomic_read(&path).map_err(|e| Error::Index {
+            context: format!("reading {}", path.display()),
+            source: e.into(),
+        })?;
+        entries.push((path, data));
+    }
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (path, data) in entries {
+        let name = path.to_string_lossy();
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
+}
+
+/// An opened log segment index.
+pub(crate) struct LogIndex {
+    reader: IndexReader,
+    fields: Fields,
+}
+
+impl LogIndex {
+    /// Opens a packed index blob.
+    pub fn open(blob: &[u8]) -> Result<LogIndex> {
+        let corrupt = |reason: &str| Error::Corrupt {
+            what: "log index".into(),
+            reason: reason.to_string(),
+        };
+        if blob.len() < 12 || &blob[..8] != PACK_MAGIC {
+            return Err(corrupt("bad magic"));
+        }
+        let directory = RamDirectory::create();
+        let count = u32::from_le_bytes(blob[8..12].try_into().expect("4 bytes"));
+        let mut pos = 12usize;
+        let mut take = |len: usize| -> Result<&[u8]> {
+            let end = pos.checked_add(len).filter(|end| *end <= blob.len()).ok_or_else(|| corrupt("truncated"))?;
+            let slice = &blob[pos..end];
+            pos = end;
+            Ok(slice)
+        };
+        for _ in 0..count {
+            let name_len = u16::from_le_bytes(take(2)?.try_into().expect("2 bytes")) as usize;
+            let name = std::str::from_utf8(take(name_len)?).map_err(|_| corrupt("bad file name"))?.to_string();
+            let data_len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
+            let data = take(data_len)?;
+            directory
+                .atomic_write(Path::new(&name), data)
+                .map_err(|e| Error::io(&name, e))?;
+        }
+        let index = Index::open(directory).map_err(index_error("opening log index"))?;
+        register_tokenizer(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(index_error("opening log index reader"))?;
+        let (_, fields) = schema();
+        Ok(LogIndex { reader, fields })
+    }
+
+    /// Returns the rows that may match, sorted; `None` when the index cannot narrow the
+    /// search (every row is a candidate).
+    pub fn candidates(&self, filter: &IndexFilter<'_>) -> Result<Option<Vec<u32>>> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if let Some(text) = filter.text
+            && let Some(query) = self.text_query(text)?
+        {
+            clauses.push((Occur::Must, query));
+        }
+        if let Some(service) = filter.service {
+            clauses.push((Occur::Must, self.term(self.fields.service, service)));
+        }
+        if let Some(trace_id) = filter.trace_id_hex {
+            clauses.push((Occur::Must, self.term(self.fields.trace_id, trace_id)));
+        }
+        if clauses.is_empty() {
+            return Ok(None);
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let hits = searcher
+            .search(&query, &DocSetCollector)
+            .map_err(index_error("searching log index"))?;
+        let mut rows: Vec<u32> = hits.into_iter().map(|address| address.doc_id).collect();
+        rows.sort_unstable();
+        Ok(Some(rows))
+    }
+
+    fn term(&self, field: Field, text: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, text),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    fn regex(&self, pattern: &str) -> Result<Box<dyn Query>> {
+        let regex = RegexQuery::from_pattern(pattern, self.fields.body)
+            .map_err(index_error("building a log index regex"))?;
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Should, Box::new(regex) as Box<dyn Query>),
+            (Occur::Should, self.term(self.fields.body, LONG_TOKEN_MARK)),
+        ])))
+    }
+
+    /// Translates a text predicate into an index query; `None` means "no narrowing".
+    fn text_query(&self, query: &TextQuery) -> Result<Option<Box<dyn Query>>> {
+        Ok(match query {
+            TextQuery::Contains(needle) => {
+                let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                for (offset, run) in alnum_runs(needle) {
+                    let open_left = offset == 0;
+                    let open_right = offset + run.len() == needle.len();
+                    let lower = run.to_lowercase();
+                    let clause = match (open_left, open_right) {
+                        (false, false) => match token_fate(run) {
+                            TokenFate::Indexed => Some(self.term(self.fields.body, &lower)),
+                            TokenFate::DroppedIdLike | TokenFate::TooLong => None,
+                        },
+                        _ if could_hide_in_dropped_token(run) || run.len() > MAX_TOKEN_LEN => None,
+                        (true, true) => Some(self.regex(&format!(".*{}.*", regex_escape(&lower)))?),
+                        (true, false) => Some(self.regex(&format!(".*{}", regex_escape(&lower)))?),
+                        (false, true) => Some(self.regex(&format!("{}.*", regex_escape(&lower)))?),
+                    };
+                    if let Some(clause) = clause {
+                        clauses.push((Occur::Must, clause));
+                    }
+                }
+                (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+            }
+            TextQuery::Term(word) => match token_fate(word) {
+                TokenFate::Indexed => Some(self.term(self.fields.body, &word.to_lowercase())),
+                _ => None,
+            },
+            TextQuery::Prefix(prefix) => {
+                if could_hide_in_dropped_token(prefix) || prefix.len() > MAX_TOKEN_LEN {
+                    None
+                } else {
+                    Some(self.regex(&format!("{}.*", regex_escape(&prefix.to_lowercase())))?)
+                }
+            }
+            TextQuery::And(parts) => {
+                let mut clauses = Vec::new();
+                for part in parts {
+                    if let Some(query) = self.text_query(part)? {
+                        clauses.push((Occur::Must, query));
+                    }
+                }
+                (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+            }
+            TextQuery::Or(parts) => {
+                let mut clauses = Vec::new();
+                for part in parts {
+                    match self.text_query(part)? {
+                        Some(query) => clauses.push((Occur::Should, query)),
+                        // One branch that cannot be narrowed makes the whole union unnarrowable.
+                        None => return Ok(None),
+                    }
+                }
+                (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+            }
+        })
+    }
+}
+
+/// What a log index lookup can narrow on.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IndexFilter<'a> {
+    pub text: Option<&'a TextQuery>,
+    pub service: Option<&'a str>,
+    pub trace_id_hex: Option<&'a str>,
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LogRecord, logs_batch};
+    use proptest::prelude::*;
+
+    fn batch(bodies: &[&str]) -> RecordBatch {
+        let records: Vec<LogRecord> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| LogRecord {
+                timestamp_ns: i as i64,
+                service: if i % 2 == 0 { "funding" } else { "asset" }.to_string(),
+                severity_text: Some("ERROR".into()),
+                body: body.to_string(),
+                ..LogRecord::default()
+            })
+            .collect();
+        logs_batch(&records).unwrap()
+    }
+
+    fn tokens(text: &str) -> Vec<String> {
+        let mut tokenizer = LogTokenizer::default();
+        let mut stream = tokenizer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn tokenizer_drops_ids_and_lowercases() {
+        assert_eq!(
+            tokens("GET /api/v1 took 12ms trace=4bf92f3577b34da6a3ce929d0e0e4736 order 1234567890"),
+            vec!["get", "api", "v1", "took", "12ms", "trace", "order"]
+        );
+        assert_eq!(tokens(&"x".repeat(300)), vec![LONG_TOKEN_MARK]);
+    }
+
+    #[test]
+    fn index_narrows_and_never_misses() {
+        let bodies = [
+            "connection timeout to mysql",
+            "request ok",
+            "ReadTimeoutException: timed out",
+            "user 4bf92f3577b34da6 logged in",
+            "支付超时 payment failed",
+        ];
+        let blob = build(&batch(&bodies), 16 << 20).unwrap();
+        let index = LogIndex::open(&blob).unwrap();
+        let check = |query: TextQuery| {
+            let filter = IndexFilter {
+                text: Some(&query),
+                ..IndexFilter::default()
+            };
+            let candidates = index.candidates(&filter).unwrap();
+            let expected: Vec<u32> = (0..bodies.len() as u32)
+                .filter(|row| query.matches(bodies[*row as usize]))
+                .collect();
+            if let Some(rows) = &candidates {
+                for row in &expected {
+                    assert!(rows.contains(row), "{query:?} missed row {row}");
+                }
+            }
+            candidates
+        };
+        assert_eq!(check(TextQuery::Contains("timeout to".into())), Some(vec![0]));
+        assert_eq!(check(TextQuery::Contains("imeout".into())), Some(vec![0, 2]));
+        assert_eq!(check(TextQuery::Term("request".into())), Some(vec![1]));
+        assert_eq!(check(TextQuery::Contains("f92f35".into())), None);
+        assert_eq!(check(TextQuery::Contains("超时".into())), Some(vec![4]));
+        check(TextQuery::Or(vec![TextQuery::Term("ok".into()), TextQuery::Prefix("pay".into())]));
+        let service = IndexFilter {
+            service: Some("asset"),
+            ..IndexFilter::default()
+        };
+        assert_eq!(index.candidates(&service).unwrap(), Some(vec![1, 3]));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn substring_candidates_are_a_superset(
+            bodies in prop::collection::vec("[a-f0-9 xyzXYZ:=._-]{0,40}", 1..12),
+            needle in "[a-f0-9 xyzXYZ:=._-]{1,8}",
+        ) {
+            let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            let blob = build(&batch(&refs), 16 << 20).unwrap();
+            let index = LogIndex::open(&blob).unwrap();
+            let query = TextQuery::Contains(needle);
+            let filter = IndexFilter { text: Some(&query), ..IndexFilter::default() };
+            if let Some(rows) = index.candidates(&filter).unwrap() {
+                for (row, body) in refs.iter().enumerate() {
+                    if query.matches(body) {
+                        prop_assert!(rows.contains(&(row as u32)), "missed {:?} in {:?}", query, body);
+                    }
+                }
+            }
+        }
+    }
+}
