@@ -237,7 +237,10 @@ mod tests {
                 actual: 3
             })
         );
-        assert_eq!("zz00000000000000".parse::<SpanId>(), Err(ParseIdError::Digit));
+        assert_eq!(
+            "zz00000000000000".parse::<SpanId>(),
+            Err(ParseIdError::Digit)
+        );
     }
 
     #[test]

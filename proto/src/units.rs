@@ -53,7 +53,11 @@ impl FromStr for ByteSize {
             "GiB" => 1 << 30,
             "TB" => 1_000_000_000_000,
             "TiB" => 1 << 40,
-            _ => return Err(error("unknown unit (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)")),
+            _ => {
+                return Err(error(
+                    "unknown unit (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)",
+                ));
+            }
         };
         let bytes = number * multiplier as f64;
         if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
@@ -65,9 +69,14 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        const UNITS: [(&str, u64); 4] = [
+            ("TiB", 1 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ];
         for (unit, size) in UNITS {
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.0 / size);
             }
         }
@@ -134,13 +143,19 @@ impl FromStr for HumanDuration {
         }
         let mut total_ms: u128 = 0;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(error("expected a number"));
             }
-            let number: u128 = rest[..digits].parse().map_err(|_| error("number too large"))?;
+            let number: u128 = rest[..digits]
+                .parse()
+                .map_err(|_| error("number too large"))?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit_ms: u128 = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => 1_000,
@@ -176,7 +191,7 @@ impl fmt::Display for HumanDuration {
             return f.write_str("0s");
         }
         for (unit, size) in UNITS {
-            if ms % size == 0 {
+            if ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }
@@ -212,7 +227,10 @@ mod tests {
 
     #[test]
     fn durations_parse_and_print() {
-        assert_eq!("1h30m".parse::<HumanDuration>().unwrap().get().as_secs(), 5400);
+        assert_eq!(
+            "1h30m".parse::<HumanDuration>().unwrap().get().as_secs(),
+            5400
+        );
         assert_eq!("5ms".parse::<HumanDuration>().unwrap().get().as_millis(), 5);
         assert_eq!(HumanDuration::secs(7 * 86400).to_string(), "7d");
         assert_eq!(HumanDuration::secs(90).to_string(), "90s");

@@ -7,9 +7,9 @@
 use std::io::Cursor;
 
 use arrow::array::RecordBatch;
+use arrow::ipc::CompressionType;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
-use arrow::ipc::CompressionType;
 use proto::{SeriesId, SpanId, TraceId};
 
 use crate::metrics::{Exemplar, MetricMetadata, MetricType};
@@ -74,7 +74,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = *self.bytes.get(self.pos).ok_or_else(|| Self::corrupt("truncated varint"))?;
+            let byte = *self
+                .bytes
+                .get(self.pos)
+                .ok_or_else(|| Self::corrupt("truncated varint"))?;
             self.pos += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte < 0x80 {
@@ -95,7 +98,10 @@ impl<'a> Reader<'a> {
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
     fn take(&mut self, len: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(len).filter(|end| *end <= self.bytes.len());
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|end| *end <= self.bytes.len());
         let end = end.ok_or_else(|| Self::corrupt("truncated field"))?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
@@ -108,7 +114,9 @@ impl<'a> Reader<'a> {
     }
     fn f64(&mut self) -> Result<f64> {
         let bytes = self.take(8)?;
-        Ok(f64::from_bits(u64::from_le_bytes(bytes.try_into().expect("took 8 bytes"))))
+        Ok(f64::from_bits(u64::from_le_bytes(
+            bytes.try_into().expect("took 8 bytes"),
+        )))
     }
     fn optional_bytes(&mut self, len: usize) -> Result<Option<&'a [u8]>> {
         match self.take(1)?[0] {
@@ -217,15 +225,17 @@ pub(crate) fn encode_batch(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()>
         .map_err(|e| Error::arrow("ipc options", e))?;
     let mut writer = StreamWriter::try_new_with_options(out, &batch.schema(), options)
         .map_err(|e| Error::arrow("ipc encode", e))?;
-    writer.write(batch).map_err(|e| Error::arrow("ipc encode", e))?;
+    writer
+        .write(batch)
+        .map_err(|e| Error::arrow("ipc encode", e))?;
     writer.finish().map_err(|e| Error::arrow("ipc encode", e))?;
     Ok(())
 }
 
 /// Decodes the batches of an Arrow IPC stream written by [`encode_batch`].
 pub(crate) fn decode_batches(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
-    let reader =
-        StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| Error::arrow("ipc decode", e))?;
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)
+        .map_err(|e| Error::arrow("ipc decode", e))?;
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::arrow("ipc decode", e))
@@ -241,7 +251,13 @@ mod tests {
         let series = prop::collection::vec((0u64..1000, labels), 0..4);
         let samples = prop::collection::vec((0u64..1000, any::<i64>(), any::<f64>()), 0..20);
         let exemplars = prop::collection::vec(
-            (0u64..1000, any::<i64>(), any::<f64>(), any::<Option<[u8; 16]>>(), any::<Option<[u8; 8]>>()),
+            (
+                0u64..1000,
+                any::<i64>(),
+                any::<f64>(),
+                any::<Option<[u8; 16]>>(),
+                any::<Option<[u8; 8]>>(),
+            ),
             0..4,
         );
         (series, samples, exemplars).prop_map(|(series, samples, exemplars)| MetricsRecord {
@@ -275,7 +291,11 @@ mod tests {
     }
 
     fn bits(record: &MetricsRecord) -> Vec<(u64, i64, u64)> {
-        record.samples.iter().map(|(s, t, v)| (*s, *t, v.to_bits())).collect()
+        record
+            .samples
+            .iter()
+            .map(|(s, t, v)| (*s, *t, v.to_bits()))
+            .collect()
     }
 
     proptest! {

@@ -26,14 +26,27 @@ impl Storage {
     /// Merges groups of small segments; returns the number of merges done.
     pub async fn compact(&self) -> Result<usize> {
         let _guard = self.manifest_lock.lock().await;
-        let manifest = self.state.read().map(|s| s.manifest.clone()).map_err(|_| Error::Task("state lock poisoned".into()))?;
+        let manifest = self
+            .state
+            .read()
+            .map(|s| s.manifest.clone())
+            .map_err(|_| Error::Task("state lock poisoned".into()))?;
         let mut groups: BTreeMap<(String, Table, i64), Vec<SegmentMeta>> = BTreeMap::new();
         for segment in &manifest.segments {
-            if segment.table == Table::Metadata || segment.bytes >= self.config.compaction_target_size.bytes() {
+            if segment.table == Table::Metadata
+                || segment.bytes >= self.config.compaction_target_size.bytes()
+            {
                 continue;
             }
-            let day = if segment.table.has_retention() { segment.min_time_ns.div_euclid(NS_PER_DAY) } else { 0 };
-            groups.entry((segment.tenant.clone(), segment.table, day)).or_default().push(segment.clone());
+            let day = if segment.table.has_retention() {
+                segment.min_time_ns.div_euclid(NS_PER_DAY)
+            } else {
+                0
+            };
+            groups
+                .entry((segment.tenant.clone(), segment.table, day))
+                .or_default()
+                .push(segment.clone());
         }
         let mut next = (*manifest).clone();
         let mut merges = 0;
@@ -52,7 +65,9 @@ impl Storage {
                 batches.push(segment::read(&self.store, input, |_| true, None).await?);
             }
             let level = inputs.iter().map(|s| s.level).max().unwrap_or(0) + 1;
-            let encoded = self.blocking(move |config| merge(table, batches, config)).await?;
+            let encoded = self
+                .blocking(move |config| merge(table, batches, config))
+                .await?;
             let mut next_id = next.next_segment_id;
             let merged = self.upload(&tenant, encoded, &mut next_id, level).await?;
             next.next_segment_id = next_id;
@@ -69,15 +84,26 @@ impl Storage {
         self.install_manifest(next);
         let ids: Vec<u64> = replaced.iter().map(|s| s.id).collect();
         self.forget_indexes(&ids);
-        self.schedule_delete(replaced.iter().flat_map(SegmentMeta::object_paths).collect());
-        self.counters.compactions.fetch_add(merges as u64, Ordering::Relaxed);
+        self.schedule_delete(
+            replaced
+                .iter()
+                .flat_map(SegmentMeta::object_paths)
+                .collect(),
+        );
+        self.counters
+            .compactions
+            .fetch_add(merges as u64, Ordering::Relaxed);
         Ok(merges)
     }
 
     /// Drops segments whose newest row is older than the retention of their signal.
     pub async fn apply_retention(&self, now_ns: i64) -> Result<usize> {
         let _guard = self.manifest_lock.lock().await;
-        let manifest = self.state.read().map(|s| s.manifest.clone()).map_err(|_| Error::Task("state lock poisoned".into()))?;
+        let manifest = self
+            .state
+            .read()
+            .map(|s| s.manifest.clone())
+            .map_err(|_| Error::Task("state lock poisoned".into()))?;
         let expired: Vec<SegmentMeta> = manifest
             .segments
             .iter()
@@ -106,8 +132,13 @@ impl Storage {
         for path in &paths {
             self.store.delete(path).await?;
         }
-        self.counters.retention_deleted.fetch_add(expired.len() as u64, Ordering::Relaxed);
-        info!(segments = expired.len(), "retention removed expired segments");
+        self.counters
+            .retention_deleted
+            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+        info!(
+            segments = expired.len(),
+            "retention removed expired segments"
+        );
         Ok(expired.len())
     }
 
@@ -123,7 +154,11 @@ impl Storage {
 }
 
 /// Merges the rows of several segments of one table into one sorted segment.
-fn merge(table: Table, inputs: Vec<Vec<RecordBatch>>, config: &crate::Config) -> Result<EncodedSegment> {
+fn merge(
+    table: Table,
+    inputs: Vec<Vec<RecordBatch>>,
+    config: &crate::Config,
+) -> Result<EncodedSegment> {
     let level = config.zstd_level_compacted;
     let batches: Vec<RecordBatch> = inputs.into_iter().flatten().collect();
     match table {
@@ -153,7 +188,12 @@ fn merge(table: Table, inputs: Vec<Vec<RecordBatch>>, config: &crate::Config) ->
             let sorted = segment::sort_batches(&EXEMPLARS_SCHEMA, &batches, &[0, 1])?;
             let ts = sorted.column(1).as_any().downcast_ref::<Int64Array>();
             let (min, max) = ts
-                .map(|ts| (arrow::compute::min(ts).unwrap_or(0), arrow::compute::max(ts).unwrap_or(0)))
+                .map(|ts| {
+                    (
+                        arrow::compute::min(ts).unwrap_or(0),
+                        arrow::compute::max(ts).unwrap_or(0),
+                    )
+                })
                 .unwrap_or((0, 0));
             flush::encode_exemplar_batch(sorted, level, config.row_group_rows, min, max)
         }
@@ -163,10 +203,15 @@ fn merge(table: Table, inputs: Vec<Vec<RecordBatch>>, config: &crate::Config) ->
             let mut series = flush::series_from_batches(&batches)?;
             series.sort_by_key(|(id, _)| *id);
             series.dedup_by_key(|(id, _)| *id);
-            let series: Vec<_> = series.into_iter().map(|(id, labels)| (id.0, labels)).collect();
+            let series: Vec<_> = series
+                .into_iter()
+                .map(|(id, labels)| (id.0, labels))
+                .collect();
             flush::encode_series(&series, config)
         }
-        Table::Metadata => Err(Error::Task("metadata segments are replaced, not merged".into())),
+        Table::Metadata => Err(Error::Task(
+            "metadata segments are replaced, not merged".into(),
+        )),
     }
 }
 

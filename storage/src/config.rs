@@ -141,6 +141,12 @@ mod tests {
             memory_limit: ByteSize::mib(1),
             ..Config::default()
         };
-        assert!(config.validate().unwrap_err().to_string().contains("memory_limit"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("memory_limit")
+        );
     }
 }

@@ -108,8 +108,11 @@ impl Storage {
         let active = Arc::new(Generation::default());
         let mut catalogs = catalogs;
         let replay_dir = wal_dir.clone();
+        let checkpoint = manifest.wal_checkpoint;
         let (next_seq, catalogs, active) = tokio::task::spawn_blocking(move || {
-            let next_seq = wal::replay(&replay_dir, |entry| replay_entry(entry, &mut catalogs, &active))?;
+            let next_seq = wal::replay(&replay_dir, checkpoint, |entry| {
+                replay_entry(entry, &mut catalogs, &active)
+            })?;
             Ok::<_, Error>((next_seq, catalogs, active))
         })
         .await
@@ -161,7 +164,10 @@ impl Storage {
         if let Some(catalog) = read_lock(&self.catalogs).get(tenant) {
             return catalog.clone();
         }
-        write_lock(&self.catalogs).entry(tenant.clone()).or_default().clone()
+        write_lock(&self.catalogs)
+            .entry(tenant.clone())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn existing_catalog(&self, tenant: &TenantId) -> Option<Arc<TenantCatalog>> {
@@ -212,7 +218,9 @@ impl Storage {
         self.admit(sample_count * SAMPLE_BYTES)?;
         for series in &write.series {
             if series.labels.metric_name().is_empty() {
-                return Err(Error::InvalidWrite("a series has no __name__ label".to_string()));
+                return Err(Error::InvalidWrite(
+                    "a series has no __name__ label".to_string(),
+                ));
             }
         }
         let catalog = self.catalog(tenant);
@@ -233,7 +241,8 @@ impl Storage {
         }
         let mut body = Vec::with_capacity(16 + record.samples.len() * 12);
         record.encode(&mut body);
-        self.append_record(RecordKind::Metrics, tenant, &body).await?;
+        self.append_record(RecordKind::Metrics, tenant, &body)
+            .await?;
         let active = read_lock(&self.state).active.clone();
         apply_metrics(&catalog, &active.tenant(tenant), record);
         active.add_usage(sample_count, sample_count * SAMPLE_BYTES);
@@ -301,7 +310,8 @@ impl Storage {
             wal_bytes_written: self.wal.stats.bytes.load(Ordering::Relaxed),
             wal_fsyncs: self.wal.stats.fsyncs.load(Ordering::Relaxed),
             wal_records: self.wal.stats.records.load(Ordering::Relaxed),
-            memtable_bytes: state.active.bytes() + state.frozen.iter().map(|g| g.bytes()).sum::<u64>(),
+            memtable_bytes: state.active.bytes()
+                + state.frozen.iter().map(|g| g.bytes()).sum::<u64>(),
             series: read_lock(&self.catalogs)
                 .values()
                 .map(|c| read_lock(&c.series).len() as u64)
@@ -328,7 +338,8 @@ impl Storage {
             return Ok(());
         }
         let _ = self.shutdown.send(true);
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             if let Err(e) = task.await {
                 warn!(error = %e, "a storage task ended abnormally");
@@ -378,7 +389,10 @@ impl Storage {
     /// Deletes files whose grace period is over.
     pub(crate) async fn run_pending_deletes(&self, force: bool) {
         let due: Vec<ObjectPath> = {
-            let mut pending = self.pending_deletes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = self
+                .pending_deletes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             let (due, keep): (Vec<_>, Vec<_>) = pending
                 .drain(..)
@@ -431,7 +445,11 @@ fn signal_index(signal: Signal) -> usize {
 }
 
 /// Looks up (or creates) the id of every series of a write; new ones go to `new_series`.
-fn resolve_series(catalog: &TenantCatalog, write: &MetricsWrite, new_series: &mut Vec<(SeriesId, Labels)>) -> Vec<SeriesId> {
+fn resolve_series(
+    catalog: &TenantCatalog,
+    write: &MetricsWrite,
+    new_series: &mut Vec<(SeriesId, Labels)>,
+) -> Vec<SeriesId> {
     let mut ids = Vec::with_capacity(write.series.len());
     let mut missing = Vec::new();
     {
@@ -460,7 +478,11 @@ fn resolve_series(catalog: &TenantCatalog, write: &MetricsWrite, new_series: &mu
 }
 
 /// Puts a metrics record into the catalog and memtable (after it is durable, or on replay).
-fn apply_metrics(catalog: &TenantCatalog, memtable: &crate::memtable::TenantMemtable, record: MetricsRecord) {
+fn apply_metrics(
+    catalog: &TenantCatalog,
+    memtable: &crate::memtable::TenantMemtable,
+    record: MetricsRecord,
+) {
     if !record.new_series.is_empty() {
         let mut index = write_lock(&catalog.series);
         for (id, labels) in record.new_series {
@@ -469,15 +491,17 @@ fn apply_metrics(catalog: &TenantCatalog, memtable: &crate::memtable::TenantMemt
     }
     if !record.samples.is_empty() {
         memtable.append_samples(&record.samples);
-        let mut bounds: HashMap<u64, (i64, i64)> = HashMap::new();
-        for (series, ts, _) in &record.samples {
-            let entry = bounds.entry(*series).or_insert((*ts, *ts));
-            entry.0 = entry.0.min(*ts);
-            entry.1 = entry.1.max(*ts);
-        }
+        // Samples of one series are contiguous in a record: widen bounds once per run.
         let mut index = write_lock(&catalog.series);
-        for (series, (min, max)) in bounds {
-            index.observe(SeriesId(series), min, max);
+        let mut run_start = 0;
+        for i in 1..=record.samples.len() {
+            if i == record.samples.len() || record.samples[i].0 != record.samples[run_start].0 {
+                let run = &record.samples[run_start..i];
+                let min = run.iter().map(|s| s.1).min().unwrap_or(i64::MAX);
+                let max = run.iter().map(|s| s.1).max().unwrap_or(i64::MIN);
+                index.observe(SeriesId(run[0].0), min, max);
+                run_start = i;
+            }
         }
     }
     if !record.exemplars.is_empty() {
@@ -508,7 +532,11 @@ pub(crate) fn trace_ids(batch: &RecordBatch) -> Result<Vec<TraceId>> {
         .collect())
 }
 
-fn replay_entry(entry: WalEntry, catalogs: &mut HashMap<TenantId, Arc<TenantCatalog>>, active: &Generation) -> Result<()> {
+fn replay_entry(
+    entry: WalEntry,
+    catalogs: &mut HashMap<TenantId, Arc<TenantCatalog>>,
+    active: &Generation,
+) -> Result<()> {
     let memtable = active.tenant(&entry.tenant);
     match entry.kind {
         RecordKind::Metrics => {
@@ -521,7 +549,10 @@ fn replay_entry(entry: WalEntry, catalogs: &mut HashMap<TenantId, Arc<TenantCata
         RecordKind::Logs => {
             for batch in codec::decode_batches(&entry.body)? {
                 check_schema(&batch, &LOGS_SCHEMA, "logs")?;
-                active.add_usage(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+                active.add_usage(
+                    batch.num_rows() as u64,
+                    batch.get_array_memory_size() as u64,
+                );
                 memtable.append_logs(batch);
             }
         }
@@ -529,7 +560,10 @@ fn replay_entry(entry: WalEntry, catalogs: &mut HashMap<TenantId, Arc<TenantCata
             for batch in codec::decode_batches(&entry.body)? {
                 check_schema(&batch, &SPANS_SCHEMA, "spans")?;
                 let ids = trace_ids(&batch)?;
-                active.add_usage(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+                active.add_usage(
+                    batch.num_rows() as u64,
+                    batch.get_array_memory_size() as u64,
+                );
                 memtable.append_spans(batch, ids);
             }
         }
@@ -538,7 +572,10 @@ fn replay_entry(entry: WalEntry, catalogs: &mut HashMap<TenantId, Arc<TenantCata
 }
 
 /// Rebuilds every tenant's series index and metadata from their segments.
-async fn load_catalogs(store: &SegmentStore, manifest: &Manifest) -> Result<HashMap<TenantId, Arc<TenantCatalog>>> {
+async fn load_catalogs(
+    store: &SegmentStore,
+    manifest: &Manifest,
+) -> Result<HashMap<TenantId, Arc<TenantCatalog>>> {
     let mut catalogs: HashMap<TenantId, Arc<TenantCatalog>> = HashMap::new();
     for segment in &manifest.segments {
         let tenant = TenantId::new(segment.tenant.clone()).map_err(|e| Error::Corrupt {
@@ -552,7 +589,9 @@ async fn load_catalogs(store: &SegmentStore, manifest: &Manifest) -> Result<Hash
                 let loaded = crate::flush::series_from_batches(&batches)?;
                 let mut index = write_lock(&catalog.series);
                 for (id, labels) in loaded {
-                    catalog.persisted_series.fetch_max(id.0 + 1, Ordering::Relaxed);
+                    catalog
+                        .persisted_series
+                        .fetch_max(id.0 + 1, Ordering::Relaxed);
                     index.insert_with_id(id, labels);
                     // Segment series have samples somewhere on disk; their span is not tracked.
                     index.observe(id, i64::MIN, i64::MAX);
@@ -571,27 +610,40 @@ async fn load_catalogs(store: &SegmentStore, manifest: &Manifest) -> Result<Hash
     Ok(catalogs)
 }
 
-async fn flush_loop(storage: Weak<Storage>, wanted: Arc<Notify>, mut shutdown: watch::Receiver<bool>, interval: Duration) {
+async fn flush_loop(
+    storage: Weak<Storage>,
+    wanted: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+    interval: Duration,
+) {
     loop {
         tokio::select! {
             _ = wanted.notified() => {}
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        let Some(storage) = storage.upgrade() else { return };
+        let Some(storage) = storage.upgrade() else {
+            return;
+        };
         if let Err(e) = storage.flush().await {
             error!(error = ?e, "background flush failed; the data stays in the wal and memtables");
         }
     }
 }
 
-async fn maintenance_loop(storage: Weak<Storage>, mut shutdown: watch::Receiver<bool>, interval: Duration) {
+async fn maintenance_loop(
+    storage: Weak<Storage>,
+    mut shutdown: watch::Receiver<bool>,
+    interval: Duration,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        let Some(storage) = storage.upgrade() else { return };
+        let Some(storage) = storage.upgrade() else {
+            return;
+        };
         let now_ns = crate::now_ns();
         if let Err(e) = storage.apply_retention(now_ns).await {
             error!(error = ?e, "retention failed");

@@ -75,8 +75,8 @@ impl Error {
             Error::InvalidConfig(_) | Error::InvalidWrite(_) | Error::InvalidQuery(_) => {
                 ErrorCode::InvalidArgument
             }
-            Error::Backpressure { .. } => ErrorCode::TooManyRequests,
-            Error::Unavailable(_) => ErrorCode::Unavailable,
+            // 503 rather than 429: every sender (Prometheus remote_write included) retries it.
+            Error::Backpressure { .. } | Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Io { .. }
             | Error::ObjectStore { .. }
             | Error::Parquet { .. }
@@ -98,7 +98,10 @@ impl Error {
         Error::Arrow { context, source }
     }
 
-    pub(crate) fn parquet(context: impl Into<String>, source: parquet::errors::ParquetError) -> Self {
+    pub(crate) fn parquet(
+        context: impl Into<String>,
+        source: parquet::errors::ParquetError,
+    ) -> Self {
         Error::Parquet {
             context: context.into(),
             source,

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow::array::{
-    Array, ArrayRef, FixedSizeBinaryBuilder, Float64Array, Int64Array, MapArray, MapBuilder, RecordBatch, StringArray,
-    StringBuilder, TimestampNanosecondArray, UInt64Array,
+    Array, ArrayRef, FixedSizeBinaryBuilder, Float64Array, Int64Array, MapArray, MapBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt64Array,
 };
 use arrow::compute::{max, min};
 use object_store::path::Path as ObjectPath;
@@ -25,9 +25,10 @@ use crate::manifest::{SegmentMeta, Table, segment_path};
 use crate::memtable::{Generation, TenantMemtable};
 use crate::metrics::{Exemplar, MetricMetadata, MetricType};
 use crate::model::{
-    EXEMPLARS_SCHEMA, LOGS_SCHEMA, METADATA_SCHEMA, SAMPLES_SCHEMA, SERIES_SCHEMA, SPANS_SCHEMA, log_col, samples_batch,
-    span_col,
+    EXEMPLARS_SCHEMA, LOGS_SCHEMA, METADATA_SCHEMA, SERIES_SCHEMA, SPANS_SCHEMA, log_col,
+    samples_batch, span_col,
 };
+use crate::sample_codec::{self, SAMPLES_FILE_SCHEMA};
 use crate::series::Labels;
 use crate::{Error, FlushReport, Result, segment, textindex};
 
@@ -47,7 +48,11 @@ impl Storage {
         let _manifest_guard = self.manifest_lock.lock().await;
         let wal_seq = {
             let _gate = self.gate.write().await;
-            let has_rows = self.state.read().map(|s| s.active.rows() > 0).unwrap_or(true);
+            let has_rows = self
+                .state
+                .read()
+                .map(|s| s.active.rows() > 0)
+                .unwrap_or(true);
             if has_rows {
                 let seq = self.wal.rotate().await?;
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
@@ -68,7 +73,10 @@ impl Storage {
         for generation in &frozen {
             for (tenant, memtable) in generation.tenants() {
                 for encoded in self.encode_memtable(&memtable).await? {
-                    added.push(self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0).await?);
+                    added.push(
+                        self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0)
+                            .await?,
+                    );
                 }
             }
         }
@@ -89,8 +97,13 @@ impl Storage {
                 (series, next)
             };
             if !series.is_empty() {
-                let encoded = self.blocking(move |storage_config| encode_series(&series, storage_config)).await?;
-                added.push(self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0).await?);
+                let encoded = self
+                    .blocking(move |storage_config| encode_series(&series, storage_config))
+                    .await?;
+                added.push(
+                    self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0)
+                        .await?,
+                );
             }
             persisted.push((catalog.clone(), next_id));
             if catalog.metadata_dirty.swap(false, Ordering::AcqRel) {
@@ -99,9 +112,14 @@ impl Storage {
                     .read()
                     .map(|m| m.values().cloned().collect())
                     .unwrap_or_default();
-                let encoded = self.blocking(move |config| encode_metadata(&entries, config)).await?;
+                let encoded = self
+                    .blocking(move |config| encode_metadata(&entries, config))
+                    .await?;
                 removed.extend(manifest.segments_of(&tenant, Table::Metadata).map(|s| s.id));
-                added.push(self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0).await?);
+                added.push(
+                    self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0)
+                        .await?,
+                );
             }
         }
         let mut report = FlushReport::default();
@@ -117,22 +135,34 @@ impl Storage {
             .filter(|s| removed.contains(&s.id))
             .flat_map(SegmentMeta::object_paths)
             .collect();
-        let next = manifest.apply(&removed, added);
+        let mut next = manifest.apply(&removed, added);
+        if let Some(seq) = wal_seq {
+            next.wal_checkpoint = next.wal_checkpoint.max(seq);
+        }
         next.store(&self.store).await?;
         {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             state.manifest = Arc::new(next);
-            state.frozen.retain(|g| !frozen.iter().any(|f| Arc::ptr_eq(f, g)));
+            state
+                .frozen
+                .retain(|g| !frozen.iter().any(|f| Arc::ptr_eq(f, g)));
         }
         for (catalog, next_id) in persisted {
-            catalog.persisted_series.fetch_max(next_id, Ordering::AcqRel);
+            catalog
+                .persisted_series
+                .fetch_max(next_id, Ordering::AcqRel);
         }
         self.schedule_delete(replaced);
         if let Some(seq) = wal_seq {
             self.wal.remove_before(seq).await?;
         }
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        info!(segments = report.segments, rows = report.rows, bytes = report.bytes, "flushed memtables");
+        info!(
+            segments = report.segments,
+            rows = report.rows,
+            bytes = report.bytes,
+            "flushed memtables"
+        );
         Ok(report)
     }
 
@@ -158,7 +188,13 @@ impl Storage {
                     let (ts, values) = buffer.sorted_points();
                     (id, ts, values)
                 }));
-                out.push(encode_samples(ids, ts, values, level, config.row_group_rows)?);
+                out.push(encode_samples(
+                    ids,
+                    ts,
+                    values,
+                    level,
+                    config.row_group_rows,
+                )?);
             }
             let exemplars = memtable.exemplars();
             if !exemplars.is_empty() {
@@ -178,18 +214,28 @@ impl Storage {
     }
 
     /// Writes an encoded segment (and its index) durably and returns its manifest entry.
-    pub(crate) async fn upload(&self, tenant: &TenantId, encoded: EncodedSegment, next_id: &mut u64, level: u32) -> Result<SegmentMeta> {
+    pub(crate) async fn upload(
+        &self,
+        tenant: &TenantId,
+        encoded: EncodedSegment,
+        next_id: &mut u64,
+        level: u32,
+    ) -> Result<SegmentMeta> {
         let id = *next_id;
         *next_id += 1;
         let path = segment_path(tenant, encoded.table, id, "parquet");
         let parquet_bytes = encoded.parquet.len() as u64;
         let mut bytes = parquet_bytes;
-        self.store.put(&ObjectPath::from(path.as_str()), encoded.parquet.into()).await?;
+        self.store
+            .put(&ObjectPath::from(path.as_str()), encoded.parquet.into())
+            .await?;
         let index_path = match encoded.index {
             Some(index) => {
                 let index_path = segment_path(tenant, encoded.table, id, "idx");
                 bytes += index.len() as u64;
-                self.store.put(&ObjectPath::from(index_path.as_str()), index.into()).await?;
+                self.store
+                    .put(&ObjectPath::from(index_path.as_str()), index.into())
+                    .await?;
                 Some(index_path)
             }
             None => None,
@@ -211,7 +257,9 @@ impl Storage {
 }
 
 /// Concatenates per-series sorted points into sorted columns.
-pub(crate) fn flatten_series(series: impl Iterator<Item = (u64, Vec<i64>, Vec<f64>)>) -> (Vec<u64>, Vec<i64>, Vec<f64>) {
+pub(crate) fn flatten_series(
+    series: impl Iterator<Item = (u64, Vec<i64>, Vec<f64>)>,
+) -> (Vec<u64>, Vec<i64>, Vec<f64>) {
     let (mut ids, mut ts, mut values) = (Vec::new(), Vec::new(), Vec::new());
     for (id, series_ts, series_values) in series {
         ids.extend(std::iter::repeat_n(id, series_ts.len()));
@@ -224,15 +272,21 @@ pub(crate) fn flatten_series(series: impl Iterator<Item = (u64, Vec<i64>, Vec<f6
 const NS_PER_MS: i64 = 1_000_000;
 
 /// Encodes samples already sorted by (series, time).
-pub(crate) fn encode_samples(ids: Vec<u64>, ts: Vec<i64>, values: Vec<f64>, level: i32, row_group_rows: usize) -> Result<EncodedSegment> {
+pub(crate) fn encode_samples(
+    ids: Vec<u64>,
+    ts: Vec<i64>,
+    values: Vec<f64>,
+    level: i32,
+    row_group_rows: usize,
+) -> Result<EncodedSegment> {
     let rows = ids.len() as u64;
     let min_ts = ts.iter().copied().min().unwrap_or(0);
     let max_ts = ts.iter().copied().max().unwrap_or(0);
-    let batch = samples_batch(ids, ts, values)?;
+    let batch = sample_codec::to_file(&samples_batch(ids, ts, values)?)?;
     let properties = segment::writer_properties(Table::Samples, level, row_group_rows, 0)?;
     Ok(EncodedSegment {
         table: Table::Samples,
-        parquet: segment::encode(&SAMPLES_SCHEMA, &[batch], properties)?,
+        parquet: segment::encode(&SAMPLES_FILE_SCHEMA, &[batch], properties)?,
         index: None,
         rows,
         min_time_ns: min_ts.saturating_mul(NS_PER_MS),
@@ -240,14 +294,18 @@ pub(crate) fn encode_samples(ids: Vec<u64>, ts: Vec<i64>, values: Vec<f64>, leve
     })
 }
 
-fn attributes_column<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, String>>) -> Result<ArrayRef> {
+fn attributes_column<'a>(
+    maps: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> Result<ArrayRef> {
     let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for map in maps {
         for (key, value) in map {
             builder.keys().append_value(key);
             builder.values().append_value(value);
         }
-        builder.append(true).map_err(|e| Error::arrow("building labels", e))?;
+        builder
+            .append(true)
+            .map_err(|e| Error::arrow("building labels", e))?;
     }
     Ok(Arc::new(builder.finish()))
 }
@@ -258,33 +316,54 @@ pub(crate) fn exemplars_batch(mut exemplars: Vec<(u64, Exemplar)>) -> Result<Rec
     let mut span = FixedSizeBinaryBuilder::with_capacity(exemplars.len(), 8);
     for (_, e) in &exemplars {
         match e.trace_id {
-            Some(id) => trace.append_value(id.0).map_err(|e| Error::arrow("exemplar trace id", e))?,
+            Some(id) => trace
+                .append_value(id.0)
+                .map_err(|e| Error::arrow("exemplar trace id", e))?,
             None => trace.append_null(),
         }
         match e.span_id {
-            Some(id) => span.append_value(id.0).map_err(|e| Error::arrow("exemplar span id", e))?,
+            Some(id) => span
+                .append_value(id.0)
+                .map_err(|e| Error::arrow("exemplar span id", e))?,
             None => span.append_null(),
         }
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(exemplars.iter().map(|(id, _)| *id))),
-        Arc::new(Int64Array::from_iter_values(exemplars.iter().map(|(_, e)| e.ts_ms))),
-        Arc::new(Float64Array::from_iter_values(exemplars.iter().map(|(_, e)| e.value))),
+        Arc::new(UInt64Array::from_iter_values(
+            exemplars.iter().map(|(id, _)| *id),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            exemplars.iter().map(|(_, e)| e.ts_ms),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            exemplars.iter().map(|(_, e)| e.value),
+        )),
         Arc::new(trace.finish()),
         Arc::new(span.finish()),
         attributes_column(exemplars.iter().map(|(_, e)| &e.labels))?,
     ];
-    RecordBatch::try_new(EXEMPLARS_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building exemplars", e))
+    RecordBatch::try_new(EXEMPLARS_SCHEMA.clone(), columns)
+        .map_err(|e| Error::arrow("building exemplars", e))
 }
 
-fn encode_exemplars(exemplars: Vec<(u64, Exemplar)>, level: i32, row_group_rows: usize) -> Result<EncodedSegment> {
+fn encode_exemplars(
+    exemplars: Vec<(u64, Exemplar)>,
+    level: i32,
+    row_group_rows: usize,
+) -> Result<EncodedSegment> {
     let min_ts = exemplars.iter().map(|(_, e)| e.ts_ms).min().unwrap_or(0);
     let max_ts = exemplars.iter().map(|(_, e)| e.ts_ms).max().unwrap_or(0);
     let batch = exemplars_batch(exemplars)?;
     encode_exemplar_batch(batch, level, row_group_rows, min_ts, max_ts)
 }
 
-pub(crate) fn encode_exemplar_batch(batch: RecordBatch, level: i32, row_group_rows: usize, min_ts: i64, max_ts: i64) -> Result<EncodedSegment> {
+pub(crate) fn encode_exemplar_batch(
+    batch: RecordBatch,
+    level: i32,
+    row_group_rows: usize,
+    min_ts: i64,
+    max_ts: i64,
+) -> Result<EncodedSegment> {
     let properties = segment::writer_properties(Table::Exemplars, level, row_group_rows, 0)?;
     Ok(EncodedSegment {
         table: Table::Exemplars,
@@ -297,7 +376,10 @@ pub(crate) fn encode_exemplar_batch(batch: RecordBatch, level: i32, row_group_ro
 }
 
 fn time_bounds(batch: &RecordBatch, column: usize) -> (i64, i64) {
-    let times = batch.column(column).as_any().downcast_ref::<TimestampNanosecondArray>();
+    let times = batch
+        .column(column)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>();
     match times {
         Some(times) => (min(times).unwrap_or(0), max(times).unwrap_or(0)),
         None => (0, 0),
@@ -305,8 +387,16 @@ fn time_bounds(batch: &RecordBatch, column: usize) -> (i64, i64) {
 }
 
 /// Sorts logs by (service, time), encodes them, and builds their full-text index.
-pub(crate) fn encode_logs(batches: &[RecordBatch], level: i32, config: &crate::Config) -> Result<EncodedSegment> {
-    let sorted = segment::sort_batches(&LOGS_SCHEMA, batches, &[log_col::SERVICE, log_col::TIMESTAMP])?;
+pub(crate) fn encode_logs(
+    batches: &[RecordBatch],
+    level: i32,
+    config: &crate::Config,
+) -> Result<EncodedSegment> {
+    let sorted = segment::sort_batches(
+        &LOGS_SCHEMA,
+        batches,
+        &[log_col::SERVICE, log_col::TIMESTAMP],
+    )?;
     let (min_time_ns, max_time_ns) = time_bounds(&sorted, log_col::TIMESTAMP);
     let properties = segment::writer_properties(Table::Logs, level, config.row_group_rows, 0)?;
     let parquet = segment::encode(&LOGS_SCHEMA, std::slice::from_ref(&sorted), properties)?;
@@ -322,14 +412,23 @@ pub(crate) fn encode_logs(batches: &[RecordBatch], level: i32, config: &crate::C
 }
 
 /// Sorts spans by (trace id, start) and encodes them.
-pub(crate) fn encode_spans(batches: &[RecordBatch], level: i32, row_group_rows: usize) -> Result<EncodedSegment> {
-    let sorted = segment::sort_batches(&SPANS_SCHEMA, batches, &[span_col::TRACE_ID, span_col::START])?;
+pub(crate) fn encode_spans(
+    batches: &[RecordBatch],
+    level: i32,
+    row_group_rows: usize,
+) -> Result<EncodedSegment> {
+    let sorted = segment::sort_batches(
+        &SPANS_SCHEMA,
+        batches,
+        &[span_col::TRACE_ID, span_col::START],
+    )?;
     let (min_time_ns, max_time_ns) = time_bounds(&sorted, span_col::START);
     let distinct_traces = {
         let ids = crate::engine::trace_ids(&sorted)?;
         1 + ids.windows(2).filter(|w| w[0] != w[1]).count() as u64
     };
-    let properties = segment::writer_properties(Table::Spans, level, row_group_rows, distinct_traces)?;
+    let properties =
+        segment::writer_properties(Table::Spans, level, row_group_rows, distinct_traces)?;
     Ok(EncodedSegment {
         table: Table::Spans,
         rows: sorted.num_rows() as u64,
@@ -341,18 +440,32 @@ pub(crate) fn encode_spans(batches: &[RecordBatch], level: i32, row_group_rows: 
 }
 
 pub(crate) fn series_batch(series: &[(u64, Labels)]) -> Result<RecordBatch> {
-    let label_maps: Vec<BTreeMap<String, String>> = series.iter().map(|(_, l)| l.without_name()).collect();
+    let label_maps: Vec<BTreeMap<String, String>> =
+        series.iter().map(|(_, l)| l.without_name()).collect();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(series.iter().map(|(id, _)| *id))),
-        Arc::new(StringArray::from_iter_values(series.iter().map(|(_, l)| l.metric_name()))),
+        Arc::new(UInt64Array::from_iter_values(
+            series.iter().map(|(id, _)| *id),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            series.iter().map(|(_, l)| l.metric_name()),
+        )),
         attributes_column(label_maps.iter())?,
     ];
-    RecordBatch::try_new(SERIES_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building series", e))
+    RecordBatch::try_new(SERIES_SCHEMA.clone(), columns)
+        .map_err(|e| Error::arrow("building series", e))
 }
 
-pub(crate) fn encode_series(series: &[(u64, Labels)], config: &crate::Config) -> Result<EncodedSegment> {
+pub(crate) fn encode_series(
+    series: &[(u64, Labels)],
+    config: &crate::Config,
+) -> Result<EncodedSegment> {
     let batch = series_batch(series)?;
-    let properties = segment::writer_properties(Table::Series, config.zstd_level_compacted, config.row_group_rows, 0)?;
+    let properties = segment::writer_properties(
+        Table::Series,
+        config.zstd_level_compacted,
+        config.row_group_rows,
+        0,
+    )?;
     Ok(EncodedSegment {
         table: Table::Series,
         rows: batch.num_rows() as u64,
@@ -365,13 +478,27 @@ pub(crate) fn encode_series(series: &[(u64, Labels)], config: &crate::Config) ->
 
 fn encode_metadata(entries: &[MetricMetadata], config: &crate::Config) -> Result<EncodedSegment> {
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.metric))),
-        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| e.kind.as_str()))),
-        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.help))),
-        Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.unit))),
+        Arc::new(StringArray::from_iter_values(
+            entries.iter().map(|e| &e.metric),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            entries.iter().map(|e| e.kind.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            entries.iter().map(|e| &e.help),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            entries.iter().map(|e| &e.unit),
+        )),
     ];
-    let batch = RecordBatch::try_new(METADATA_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building metadata", e))?;
-    let properties = segment::writer_properties(Table::Metadata, config.zstd_level_compacted, config.row_group_rows, 0)?;
+    let batch = RecordBatch::try_new(METADATA_SCHEMA.clone(), columns)
+        .map_err(|e| Error::arrow("building metadata", e))?;
+    let properties = segment::writer_properties(
+        Table::Metadata,
+        config.zstd_level_compacted,
+        config.row_group_rows,
+        0,
+    )?;
     Ok(EncodedSegment {
         table: Table::Metadata,
         rows: batch.num_rows() as u64,
@@ -406,11 +533,25 @@ pub(crate) fn series_from_batches(batches: &[RecordBatch]) -> Result<Vec<(Series
         let labels: &MapArray = column(batch, 2, "series segment")?;
         for row in 0..batch.num_rows() {
             let entries = labels.value(row);
-            let keys = entries.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| corrupt("series segment", "label keys"))?;
-            let values = entries.column(1).as_any().downcast_ref::<StringArray>().ok_or_else(|| corrupt("series segment", "label values"))?;
-            let mut pairs: Vec<(String, String)> = (0..keys.len()).map(|i| (keys.value(i).to_string(), values.value(i).to_string())).collect();
-            pairs.push((crate::series::METRIC_NAME_LABEL.to_string(), names.value(row).to_string()));
-            let labels = Labels::new(pairs).map_err(|e| corrupt("series segment", &e.to_string()))?;
+            let keys = entries
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| corrupt("series segment", "label keys"))?;
+            let values = entries
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| corrupt("series segment", "label values"))?;
+            let mut pairs: Vec<(String, String)> = (0..keys.len())
+                .map(|i| (keys.value(i).to_string(), values.value(i).to_string()))
+                .collect();
+            pairs.push((
+                crate::series::METRIC_NAME_LABEL.to_string(),
+                names.value(row).to_string(),
+            ));
+            let labels =
+                Labels::new(pairs).map_err(|e| corrupt("series segment", &e.to_string()))?;
             out.push((SeriesId(ids.value(row)), labels));
         }
     }

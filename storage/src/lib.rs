@@ -31,6 +31,7 @@ mod memtable;
 pub mod metrics;
 pub mod model;
 mod read;
+mod sample_codec;
 mod segment;
 pub mod series;
 mod store;

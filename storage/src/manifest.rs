@@ -141,6 +141,10 @@ pub struct Manifest {
     pub version: u64,
     /// The next segment id to hand out.
     pub next_segment_id: u64,
+    /// Every WAL file with a smaller sequence number is already in segments: replay
+    /// skips it (a crash between this manifest and the WAL trim must not double rows).
+    #[serde(default)]
+    pub wal_checkpoint: u64,
     /// Live segments.
     pub segments: Vec<SegmentMeta>,
 }
@@ -154,6 +158,7 @@ impl Manifest {
                 format: FORMAT_VERSION,
                 version: 0,
                 next_segment_id: 1,
+                wal_checkpoint: 0,
                 segments: Vec::new(),
             });
         };
@@ -176,7 +181,9 @@ impl Manifest {
             what: MANIFEST_PATH.to_string(),
             reason: e.to_string(),
         })?;
-        store.put(&ObjectPath::from(MANIFEST_PATH), bytes.into()).await
+        store
+            .put(&ObjectPath::from(MANIFEST_PATH), bytes.into())
+            .await
     }
 
     /// Returns a copy with `removed` taken out and `added` put in, version bumped.
@@ -189,7 +196,11 @@ impl Manifest {
     }
 
     /// Segments of one tenant and table.
-    pub fn segments_of<'a>(&'a self, tenant: &'a TenantId, table: Table) -> impl Iterator<Item = &'a SegmentMeta> + 'a {
+    pub fn segments_of<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        table: Table,
+    ) -> impl Iterator<Item = &'a SegmentMeta> + 'a {
         self.segments
             .iter()
             .filter(move |s| s.table == table && s.tenant == tenant.as_str())

@@ -85,7 +85,9 @@ impl Default for TenantMemtable {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a memtable lock leaves plain data behind; keep serving it.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl TenantMemtable {
@@ -143,7 +145,11 @@ impl TenantMemtable {
         let mut spans = lock(&self.spans);
         let batch_index = spans.batches.len() as u32;
         for (row, trace_id) in trace_ids.into_iter().enumerate() {
-            spans.by_trace.entry(trace_id).or_default().push((batch_index, row as u32));
+            spans
+                .by_trace
+                .entry(trace_id)
+                .or_default()
+                .push((batch_index, row as u32));
         }
         spans.batches.push(batch);
     }
@@ -182,7 +188,12 @@ pub(crate) struct Generation {
 impl Generation {
     /// Returns the tenant's memtable, creating it on first use.
     pub fn tenant(&self, tenant: &TenantId) -> Arc<TenantMemtable> {
-        if let Some(memtable) = self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant) {
+        if let Some(memtable) = self
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+        {
             return memtable.clone();
         }
         self.tenants
@@ -195,7 +206,11 @@ impl Generation {
 
     /// Returns the tenant's memtable if it has one.
     pub fn get(&self, tenant: &TenantId) -> Option<Arc<TenantMemtable>> {
-        self.tenants.read().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned()
+        self.tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
     }
 
     /// Every tenant with a memtable.

@@ -261,17 +261,34 @@ pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         timestamps(records.iter().map(|r| r.timestamp_ns)),
         timestamps(records.iter().map(|r| r.observed_ns)),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.service))),
-        Arc::new(StringArray::from_iter(records.iter().map(|r| r.instance.as_deref()))),
-        Arc::new(StringArray::from_iter(records.iter().map(|r| r.severity_text.as_deref()))),
-        Arc::new(Int32Array::from_iter_values(records.iter().map(|r| r.severity_number))),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.body))),
-        fixed_column(records.iter().map(|r| r.trace_id.map(|id| id.0)), records.len())?,
-        fixed_column(records.iter().map(|r| r.span_id.map(|id| id.0)), records.len())?,
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.service),
+        )),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.instance.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.severity_text.as_deref()),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            records.iter().map(|r| r.severity_number),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.body),
+        )),
+        fixed_column(
+            records.iter().map(|r| r.trace_id.map(|id| id.0)),
+            records.len(),
+        )?,
+        fixed_column(
+            records.iter().map(|r| r.span_id.map(|id| id.0)),
+            records.len(),
+        )?,
         map_column(records.iter().map(|r| &r.attributes))?,
         map_column(records.iter().map(|r| &r.resource))?,
     ];
-    RecordBatch::try_new(LOGS_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building logs batch", e))
+    RecordBatch::try_new(LOGS_SCHEMA.clone(), columns)
+        .map_err(|e| Error::arrow("building logs batch", e))
 }
 
 /// Builds a [`SPANS_SCHEMA`] batch from records.
@@ -279,26 +296,54 @@ pub fn spans_batch(records: &[SpanRecord]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         fixed_column(records.iter().map(|r| Some(r.trace_id.0)), records.len())?,
         fixed_column(records.iter().map(|r| Some(r.span_id.0)), records.len())?,
-        fixed_column(records.iter().map(|r| r.parent_span_id.map(|id| id.0)), records.len())?,
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.service))),
-        Arc::new(StringArray::from_iter(records.iter().map(|r| r.instance.as_deref()))),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.name))),
-        Arc::new(StringArray::from_iter_values(records.iter().map(|r| &r.kind))),
+        fixed_column(
+            records.iter().map(|r| r.parent_span_id.map(|id| id.0)),
+            records.len(),
+        )?,
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.service),
+        )),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.instance.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.name),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| &r.kind),
+        )),
         timestamps(records.iter().map(|r| r.start_ns)),
-        Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.duration_ns))),
-        Arc::new(Int32Array::from_iter_values(records.iter().map(|r| r.status_code))),
-        Arc::new(StringArray::from_iter(records.iter().map(|r| r.status_message.as_deref()))),
-        Arc::new(StringArray::from_iter(records.iter().map(|r| r.peer_service.as_deref()))),
+        Arc::new(Int64Array::from_iter_values(
+            records.iter().map(|r| r.duration_ns),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            records.iter().map(|r| r.status_code),
+        )),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.status_message.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.peer_service.as_deref()),
+        )),
         map_column(records.iter().map(|r| &r.attributes))?,
         map_column(records.iter().map(|r| &r.resource))?,
-        Arc::new(StringArray::from_iter(records.iter().map(|r| r.events.as_deref()))),
-        Arc::new(StringArray::from_iter(records.iter().map(|r| r.links.as_deref()))),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.events.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.links.as_deref()),
+        )),
     ];
-    RecordBatch::try_new(SPANS_SCHEMA.clone(), columns).map_err(|e| Error::arrow("building spans batch", e))
+    RecordBatch::try_new(SPANS_SCHEMA.clone(), columns)
+        .map_err(|e| Error::arrow("building spans batch", e))
 }
 
 /// Builds a [`SAMPLES_SCHEMA`] batch from parallel columns.
-pub(crate) fn samples_batch(series: Vec<u64>, ts: Vec<i64>, values: Vec<f64>) -> Result<RecordBatch> {
+pub(crate) fn samples_batch(
+    series: Vec<u64>,
+    ts: Vec<i64>,
+    values: Vec<f64>,
+) -> Result<RecordBatch> {
     RecordBatch::try_new(
         SAMPLES_SCHEMA.clone(),
         vec![

@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, BooleanArray, FixedSizeBinaryArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
-    UInt64Array,
+    Array, BooleanArray, FixedSizeBinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt64Array,
 };
 use arrow::compute::filter_record_batch;
 use object_store::path::Path as ObjectPath;
@@ -108,7 +108,8 @@ impl LogScan {
             }
         }
         if let Some(trace_id) = &self.trace_id
-            && fixed_at(batch.column(log_col::TRACE_ID).as_ref(), row) != Some(trace_id.as_bytes().as_slice())
+            && fixed_at(batch.column(log_col::TRACE_ID).as_ref(), row)
+                != Some(trace_id.as_bytes().as_slice())
         {
             return false;
         }
@@ -131,7 +132,8 @@ impl SpanScan {
             return false;
         }
         if let Some(trace_id) = &self.trace_id
-            && fixed_at(batch.column(span_col::TRACE_ID).as_ref(), row) != Some(trace_id.as_bytes().as_slice())
+            && fixed_at(batch.column(span_col::TRACE_ID).as_ref(), row)
+                != Some(trace_id.as_bytes().as_slice())
         {
             return false;
         }
@@ -160,7 +162,13 @@ fn filter_rows(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> Result<Opti
 impl Storage {
     /// Returns the series matching every matcher that may have samples in `[start_ms, end_ms]`,
     /// sorted by id.
-    pub fn select_series(&self, tenant: &TenantId, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<(SeriesId, Labels)> {
+    pub fn select_series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<(SeriesId, Labels)> {
         let Some(catalog) = self.existing_catalog(tenant) else {
             return Vec::new();
         };
@@ -202,28 +210,50 @@ impl Storage {
     /// Returns the metadata of every metric of the tenant, by name.
     pub fn metric_metadata(&self, tenant: &TenantId) -> Vec<MetricMetadata> {
         self.existing_catalog(tenant)
-            .map(|c| c.metadata.read().map(|m| m.values().cloned().collect()).unwrap_or_default())
+            .map(|c| {
+                c.metadata
+                    .read()
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            })
             .unwrap_or_default()
     }
 
     /// Returns the samples of `series` in `[start_ms, end_ms]` as one batch of
     /// [`crate::model::SAMPLES_SCHEMA`], sorted by (series, time), one row per timestamp.
-    pub async fn scan_samples(&self, tenant: &TenantId, series: &[SeriesId], start_ms: i64, end_ms: i64) -> Result<RecordBatch> {
+    pub async fn scan_samples(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesId],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<RecordBatch> {
         let mut wanted: Vec<u64> = series.iter().map(|id| id.0).collect();
         wanted.sort_unstable();
         wanted.dedup();
         let snapshot = self.snapshot();
-        // Rows tagged with their source order so the newest copy of a timestamp wins.
-        let mut rows: Vec<(u64, i64, u32, f64)> = Vec::new();
+        // Rows tagged with their source and arrival order so the newest copy of a timestamp wins.
+        let mut rows: Vec<(u64, i64, u32, usize, f64)> = Vec::new();
         let mut source = 0u32;
-        let segments = self.segments_for(&snapshot.manifest, tenant, Table::Samples, start_ms.saturating_mul(NS_PER_MS), end_ms.saturating_mul(NS_PER_MS));
-        let (first, last) = (wanted.first().copied().unwrap_or(0), wanted.last().copied().unwrap_or(0));
+        let segments = self.segments_for(
+            &snapshot.manifest,
+            tenant,
+            Table::Samples,
+            start_ms.saturating_mul(NS_PER_MS),
+            end_ms.saturating_mul(NS_PER_MS),
+        );
+        let (first, last) = (
+            wanted.first().copied().unwrap_or(0),
+            wanted.last().copied().unwrap_or(0),
+        );
         let wanted_set: HashSet<u64> = wanted.iter().copied().collect();
         for segment in segments {
             source += 1;
             let keep = |group: &parquet::file::metadata::RowGroupMetaData| {
-                let ids_overlap = i64_range(group, 0).is_none_or(|(lo, hi)| (lo as u64) <= last && (hi as u64) >= first);
-                let time_overlaps = i64_range(group, 1).is_none_or(|(lo, hi)| lo <= end_ms && hi >= start_ms);
+                let ids_overlap = i64_range(group, 0)
+                    .is_none_or(|(lo, hi)| (lo as u64) <= last && (hi as u64) >= first);
+                let time_overlaps =
+                    i64_range(group, 1).is_none_or(|(lo, hi)| lo <= end_ms && hi >= start_ms);
                 ids_overlap && time_overlaps
             };
             for batch in segment::read(&self.store, &segment, keep, None).await? {
@@ -231,7 +261,7 @@ impl Storage {
                 for row in 0..batch.num_rows() {
                     let (id, t) = (ids.value(row), ts.value(row));
                     if t >= start_ms && t <= end_ms && wanted_set.contains(&id) {
-                        rows.push((id, t, source, values.value(row)));
+                        rows.push((id, t, source, rows.len(), values.value(row)));
                     }
                 }
             }
@@ -242,17 +272,17 @@ impl Storage {
                 memtable.visit_series(&wanted, |id, buffer| {
                     for (t, v) in buffer.ts.iter().zip(&buffer.values) {
                         if *t >= start_ms && *t <= end_ms {
-                            rows.push((id, *t, source, *v));
+                            rows.push((id, *t, source, rows.len(), *v));
                         }
                     }
                 });
             }
         }
-        rows.sort_unstable_by_key(|(id, t, source, _)| (*id, *t, *source));
+        rows.sort_unstable_by_key(|(id, t, source, order, _)| (*id, *t, *source, *order));
         let mut out_ids = Vec::with_capacity(rows.len());
         let mut out_ts = Vec::with_capacity(rows.len());
         let mut out_values: Vec<f64> = Vec::with_capacity(rows.len());
-        for (id, t, _, v) in rows {
+        for (id, t, _, _, v) in rows {
             if out_ids.last() == Some(&id) && out_ts.last() == Some(&t) {
                 *out_values.last_mut().expect("pushed with id") = v;
                 continue;
@@ -265,11 +295,23 @@ impl Storage {
     }
 
     /// Returns the exemplars of `series` in `[start_ms, end_ms]` ([`crate::model::EXEMPLARS_SCHEMA`]).
-    pub async fn scan_exemplars(&self, tenant: &TenantId, series: &[SeriesId], start_ms: i64, end_ms: i64) -> Result<Vec<RecordBatch>> {
+    pub async fn scan_exemplars(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesId],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RecordBatch>> {
         let wanted: HashSet<u64> = series.iter().map(|id| id.0).collect();
         let snapshot = self.snapshot();
         let mut out = Vec::new();
-        for segment in self.segments_for(&snapshot.manifest, tenant, Table::Exemplars, start_ms.saturating_mul(NS_PER_MS), end_ms.saturating_mul(NS_PER_MS)) {
+        for segment in self.segments_for(
+            &snapshot.manifest,
+            tenant,
+            Table::Exemplars,
+            start_ms.saturating_mul(NS_PER_MS),
+            end_ms.saturating_mul(NS_PER_MS),
+        ) {
             for batch in segment::read(&self.store, &segment, |_| true, None).await? {
                 let ids = batch.column(0).as_any().downcast_ref::<UInt64Array>();
                 let ts = batch.column(1).as_any().downcast_ref::<Int64Array>();
@@ -279,7 +321,11 @@ impl Storage {
                         reason: "exemplar columns have unexpected types".into(),
                     });
                 };
-                let keep = |row: usize| wanted.contains(&ids.value(row)) && ts.value(row) >= start_ms && ts.value(row) <= end_ms;
+                let keep = |row: usize| {
+                    wanted.contains(&ids.value(row))
+                        && ts.value(row) >= start_ms
+                        && ts.value(row) <= end_ms
+                };
                 out.extend(filter_rows(&batch, keep)?);
             }
         }
@@ -288,7 +334,9 @@ impl Storage {
                 let hot: Vec<_> = memtable
                     .exemplars()
                     .into_iter()
-                    .filter(|(id, e)| wanted.contains(id) && e.ts_ms >= start_ms && e.ts_ms <= end_ms)
+                    .filter(|(id, e)| {
+                        wanted.contains(id) && e.ts_ms >= start_ms && e.ts_ms <= end_ms
+                    })
                     .collect();
                 if !hot.is_empty() {
                     out.push(exemplars_batch(hot)?);
@@ -315,7 +363,13 @@ impl Storage {
             }
         }
         let trace_hex = scan.trace_id.map(|id| id.to_string());
-        for segment in self.segments_for(&snapshot.manifest, tenant, Table::Logs, scan.start_ns, scan.end_ns) {
+        for segment in self.segments_for(
+            &snapshot.manifest,
+            tenant,
+            Table::Logs,
+            scan.start_ns,
+            scan.end_ns,
+        ) {
             let filter = IndexFilter {
                 text: scan.text.as_ref(),
                 service: (scan.services.len() == 1).then(|| scan.services[0].as_str()),
@@ -328,7 +382,9 @@ impl Storage {
             if candidates.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
-            let rows = self.confirm_log_rows(&segment, scan, candidates.as_deref()).await?;
+            let rows = self
+                .confirm_log_rows(&segment, scan, candidates.as_deref())
+                .await?;
             if !rows.is_empty() {
                 hits.cold.push(LogRowRefs {
                     segment: segment.segment_id(),
@@ -364,11 +420,20 @@ impl Storage {
         let snapshot = self.snapshot();
         let mut out = Vec::new();
         let wanted = scan.trace_id.map(|id| id.0.to_vec());
-        for segment in self.segments_for(&snapshot.manifest, tenant, Table::Spans, scan.start_ns, scan.end_ns) {
+        for segment in self.segments_for(
+            &snapshot.manifest,
+            tenant,
+            Table::Spans,
+            scan.start_ns,
+            scan.end_ns,
+        ) {
             let keep = |group: &parquet::file::metadata::RowGroupMetaData| {
-                let time_overlaps = i64_range(group, span_col::START).is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns);
+                let time_overlaps = i64_range(group, span_col::START)
+                    .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns);
                 let trace_inside = match (&wanted, bytes_range(group, span_col::TRACE_ID)) {
-                    (Some(id), Some((lo, hi))) => lo.as_slice() <= id.as_slice() && id.as_slice() <= hi.as_slice(),
+                    (Some(id), Some((lo, hi))) => {
+                        lo.as_slice() <= id.as_slice() && id.as_slice() <= hi.as_slice()
+                    }
                     _ => true,
                 };
                 time_overlaps && trace_inside
@@ -378,7 +443,9 @@ impl Storage {
             }
         }
         for generation in &snapshot.generations {
-            let Some(memtable) = generation.get(tenant) else { continue };
+            let Some(memtable) = generation.get(tenant) else {
+                continue;
+            };
             match &scan.trace_id {
                 Some(trace_id) => {
                     let (batches, rows) = memtable.trace_rows(trace_id);
@@ -389,7 +456,9 @@ impl Storage {
                             .map(|(_, r)| *r as usize)
                             .collect();
                         if !in_batch.is_empty() {
-                            out.extend(filter_rows(batch, |row| in_batch.contains(&row) && scan.keep(batch, row))?);
+                            out.extend(filter_rows(batch, |row| {
+                                in_batch.contains(&row) && scan.keep(batch, row)
+                            })?);
                         }
                     }
                 }
@@ -406,7 +475,14 @@ impl Storage {
         Ok(out)
     }
 
-    fn segments_for(&self, manifest: &crate::Manifest, tenant: &TenantId, table: Table, start_ns: i64, end_ns: i64) -> Vec<SegmentMeta> {
+    fn segments_for(
+        &self,
+        manifest: &crate::Manifest,
+        tenant: &TenantId,
+        table: Table,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> Vec<SegmentMeta> {
         let mut segments: Vec<SegmentMeta> = manifest
             .segments_of(tenant, table)
             .filter(|s| s.overlaps(start_ns, end_ns))
@@ -417,20 +493,33 @@ impl Storage {
     }
 
     async fn log_index(&self, segment: &SegmentMeta) -> Result<Arc<LogIndex>> {
-        if let Some(index) = self.index_cache.lock().ok().and_then(|c| c.get(&segment.id).cloned()) {
+        if let Some(index) = self
+            .index_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&segment.id).cloned())
+        {
             return Ok(index);
         }
         let path = segment.index_path.as_deref().unwrap_or_default();
         let blob = self.store.get(&ObjectPath::from(path)).await?;
-        let index = self.blocking(move |_| LogIndex::open(&blob).map(Arc::new)).await?;
+        let index = self
+            .blocking(move |_| LogIndex::open(&blob).map(Arc::new))
+            .await?;
         self.cache_index(segment.id, index.clone());
         Ok(index)
     }
 
     /// Reads the candidate rows (or all rows in range) and keeps those that match.
-    async fn confirm_log_rows(&self, segment: &SegmentMeta, scan: &LogScan, candidates: Option<&[u32]>) -> Result<Vec<u32>> {
+    async fn confirm_log_rows(
+        &self,
+        segment: &SegmentMeta,
+        scan: &LogScan,
+        candidates: Option<&[u32]>,
+    ) -> Result<Vec<u32>> {
         let keep_group = |group: &parquet::file::metadata::RowGroupMetaData| {
-            i64_range(group, log_col::TIMESTAMP).is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns)
+            i64_range(group, log_col::TIMESTAMP)
+                .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns)
         };
         // Read row numbers alongside rows: with an explicit selection the i-th row read is
         // the i-th candidate; without one we number the rows of the kept groups.
@@ -443,11 +532,14 @@ impl Storage {
             }
         };
         let mut confirmed = Vec::new();
-        let (batches, read_rows) = segment::read_rows(&self.store, segment, keep_group, rows).await?;
+        let (batches, read_rows) =
+            segment::read_rows(&self.store, segment, keep_group, rows).await?;
         let mut numbers = read_rows.iter();
         for batch in &batches {
             for row in 0..batch.num_rows() {
-                let Some(row_number) = numbers.next() else { break };
+                let Some(row_number) = numbers.next() else {
+                    break;
+                };
                 if scan.keep(batch, row) {
                     confirmed.push(*row_number);
                 }

@@ -11,18 +11,18 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
-use futures::TryStreamExt;
-use parquet::arrow::ArrowWriter;
 use bytes::Bytes;
 use futures::FutureExt;
+use futures::TryStreamExt;
 use futures::future::BoxFuture;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection, RowSelector};
 use parquet::arrow::async_reader::AsyncFileReader;
-use parquet::errors::ParquetError;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
-use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::metadata::{RowGroupMetaData, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
@@ -32,7 +32,12 @@ use crate::store::SegmentStore;
 use crate::{Error, Result};
 
 /// Writer settings for one table.
-pub(crate) fn writer_properties(table: Table, zstd_level: i32, row_group_rows: usize, distinct_traces: u64) -> Result<WriterProperties> {
+pub(crate) fn writer_properties(
+    table: Table,
+    zstd_level: i32,
+    row_group_rows: usize,
+    distinct_traces: u64,
+) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(zstd_level).map_err(|e| Error::parquet("zstd level", e))?;
     let column = |name: &str| ColumnPath::from(name);
     let sorting = |columns: &[i32]| {
@@ -57,6 +62,8 @@ pub(crate) fn writer_properties(table: Table, zstd_level: i32, row_group_rows: u
             .set_dictionary_enabled(false)
             .set_column_encoding(column("series_id"), Encoding::DELTA_BINARY_PACKED)
             .set_column_encoding(column("ts_ms"), Encoding::DELTA_BINARY_PACKED)
+            .set_column_encoding(column("mantissa"), Encoding::DELTA_BINARY_PACKED)
+            .set_column_encoding(column("scale"), Encoding::DELTA_BINARY_PACKED)
             .set_column_encoding(column("value"), Encoding::BYTE_STREAM_SPLIT)
             .set_sorting_columns(sorting(&[0, 1])),
         Table::Exemplars => builder
@@ -92,20 +99,33 @@ pub(crate) fn writer_properties(table: Table, zstd_level: i32, row_group_rows: u
 }
 
 /// Encodes sorted batches as one Parquet file.
-pub(crate) fn encode(schema: &SchemaRef, batches: &[RecordBatch], properties: WriterProperties) -> Result<Vec<u8>> {
+pub(crate) fn encode(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    properties: WriterProperties,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))
         .map_err(|e| Error::parquet("creating parquet writer", e))?;
     for batch in batches {
-        writer.write(batch).map_err(|e| Error::parquet("writing parquet", e))?;
+        writer
+            .write(batch)
+            .map_err(|e| Error::parquet("writing parquet", e))?;
     }
-    writer.close().map_err(|e| Error::parquet("closing parquet writer", e))?;
+    writer
+        .close()
+        .map_err(|e| Error::parquet("closing parquet writer", e))?;
     Ok(out)
 }
 
 /// Concatenates batches and sorts them by the given columns, ascending.
-pub(crate) fn sort_batches(schema: &SchemaRef, batches: &[RecordBatch], columns: &[usize]) -> Result<RecordBatch> {
-    let batch = concat_batches(schema, batches).map_err(|e| Error::arrow("concatenating batches", e))?;
+pub(crate) fn sort_batches(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    columns: &[usize],
+) -> Result<RecordBatch> {
+    let batch =
+        concat_batches(schema, batches).map_err(|e| Error::arrow("concatenating batches", e))?;
     if batch.num_rows() <= 1 {
         return Ok(batch);
     }
@@ -116,7 +136,8 @@ pub(crate) fn sort_batches(schema: &SchemaRef, batches: &[RecordBatch], columns:
             options: None,
         })
         .collect();
-    let indices = lexsort_to_indices(&sort_columns, None).map_err(|e| Error::arrow("sorting batch", e))?;
+    let indices =
+        lexsort_to_indices(&sort_columns, None).map_err(|e| Error::arrow("sorting batch", e))?;
     take_record_batch(&batch, &indices).map_err(|e| Error::arrow("reordering batch", e))
 }
 
@@ -153,7 +174,8 @@ async fn read_inner(
         Some(metadata) => metadata,
         None => {
             let mut reader = SegmentReader::new(store, segment);
-            let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+            let options =
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
             let metadata = ArrowReaderMetadata::load_async(&mut reader, options)
                 .await
                 .map_err(|e| Error::parquet(context(), e))?;
@@ -181,12 +203,26 @@ async fn read_inner(
     if let Some(rows) = rows {
         for group in &groups {
             let range = &offsets[*group];
-            read_rows.extend(rows.iter().copied().filter(|r| range.contains(&u64::from(*r))));
+            read_rows.extend(
+                rows.iter()
+                    .copied()
+                    .filter(|r| range.contains(&u64::from(*r))),
+            );
         }
         builder = builder.with_row_selection(selection_for(rows, &groups, &offsets));
     }
     let stream = builder.build().map_err(|e| Error::parquet(context(), e))?;
-    let batches = stream.try_collect().await.map_err(|e| Error::parquet(context(), e))?;
+    let batches: Vec<RecordBatch> = stream
+        .try_collect()
+        .await
+        .map_err(|e| Error::parquet(context(), e))?;
+    if segment.table == Table::Samples {
+        let decoded = batches
+            .iter()
+            .map(crate::sample_codec::from_file)
+            .collect::<Result<Vec<_>>>()?;
+        return Ok((decoded, read_rows));
+    }
     Ok((batches, read_rows))
 }
 
@@ -215,12 +251,17 @@ impl AsyncFileReader for SegmentReader {
                 .get_ranges(&self.path, std::slice::from_ref(&range))
                 .await
                 .map_err(|e| ParquetError::External(Box::new(e)))?;
-            parts.pop().ok_or_else(|| ParquetError::General("empty range read".to_string()))
+            parts
+                .pop()
+                .ok_or_else(|| ParquetError::General("empty range read".to_string()))
         }
         .boxed()
     }
 
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
             self.store
                 .get_ranges(&self.path, &ranges)
@@ -235,7 +276,9 @@ impl AsyncFileReader for SegmentReader {
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
-            let policy = options.map(|o| o.column_index_policy()).unwrap_or(PageIndexPolicy::Skip);
+            let policy = options
+                .map(|o| o.column_index_policy())
+                .unwrap_or(PageIndexPolicy::Skip);
             let size = self.size;
             let metadata = ParquetMetaDataReader::new()
                 .with_page_index_policy(policy)
@@ -260,7 +303,11 @@ fn selection_for(rows: &[u32], groups: &[usize], offsets: &[Range<u64>]) -> RowS
         let range = &offsets[*group];
         let mut cursor = range.start;
         let first = rows.partition_point(|r| u64::from(*r) < range.start);
-        for row in rows[first..].iter().map(|r| u64::from(*r)).take_while(|r| *r < range.end) {
+        for row in rows[first..]
+            .iter()
+            .map(|r| u64::from(*r))
+            .take_while(|r| *r < range.end)
+        {
             if row > cursor {
                 selectors.push(RowSelector::skip((row - cursor) as usize));
             }
@@ -288,7 +335,10 @@ pub(crate) fn i64_range(group: &RowGroupMetaData, column: usize) -> Option<(i64,
 /// The min/max statistics of a binary column in a row group.
 pub(crate) fn bytes_range(group: &RowGroupMetaData, column: usize) -> Option<(Vec<u8>, Vec<u8>)> {
     let stats = group.column(column).statistics()?;
-    Some((stats.min_bytes_opt()?.to_vec(), stats.max_bytes_opt()?.to_vec()))
+    Some((
+        stats.min_bytes_opt()?.to_vec(),
+        stats.max_bytes_opt()?.to_vec(),
+    ))
 }
 
 /// Shared handle on a schema, for callers that build empty results.

@@ -381,7 +381,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        Labels::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()).unwrap()
+        Labels::new(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
     }
 
     fn index() -> SeriesIndex {
@@ -403,8 +409,10 @@ mod tests {
     }
 
     fn select(index: &SeriesIndex, matchers: &[(MatchOp, &str, &str)]) -> Vec<u64> {
-        let matchers: Vec<Matcher> =
-            matchers.iter().map(|(op, n, v)| Matcher::new(*op, *n, *v).unwrap()).collect();
+        let matchers: Vec<Matcher> = matchers
+            .iter()
+            .map(|(op, n, v)| Matcher::new(*op, *n, *v).unwrap())
+            .collect();
         index.select(&matchers).into_iter().map(|id| id.0).collect()
     }
 
@@ -422,14 +430,29 @@ mod tests {
         use MatchOp::*;
         assert_eq!(select(&index, &[(Equal, "job", "api")]), vec![0, 1]);
         assert_eq!(select(&index, &[(NotEqual, "job", "api")]), vec![2, 3]);
-        assert_eq!(select(&index, &[(RegexMatch, "code", "2..|404")]), vec![0, 2, 3]);
-        assert_eq!(select(&index, &[(RegexMatch, "code", "20")]), Vec::<u64>::new());
+        assert_eq!(
+            select(&index, &[(RegexMatch, "code", "2..|404")]),
+            vec![0, 2, 3]
+        );
+        assert_eq!(
+            select(&index, &[(RegexMatch, "code", "20")]),
+            Vec::<u64>::new()
+        );
         assert_eq!(select(&index, &[(RegexNoMatch, "job", "api|db")]), vec![3]);
         // A matcher that matches "" also selects series without the label.
         assert_eq!(select(&index, &[(Equal, "method", "")]), vec![2]);
-        assert_eq!(select(&index, &[(RegexMatch, "method", "GET|")]), vec![0, 1, 2]);
         assert_eq!(
-            select(&index, &[(Equal, "__name__", "http_requests_total"), (NotEqual, "method", "GET")]),
+            select(&index, &[(RegexMatch, "method", "GET|")]),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            select(
+                &index,
+                &[
+                    (Equal, "__name__", "http_requests_total"),
+                    (NotEqual, "method", "GET")
+                ]
+            ),
             vec![2, 3]
         );
     }

@@ -4,8 +4,8 @@
 //! so for `file://` stores we fsync the file and its directory ourselves before
 //! anything (the manifest, a WAL trim) relies on the object.
 
-use std::path::{Path, PathBuf};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
@@ -45,7 +45,8 @@ impl SegmentStore {
             },
         };
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-        let store = LocalFileSystem::new_with_prefix(&root).map_err(|e| Error::object_store(root.display(), e))?;
+        let store = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| Error::object_store(root.display(), e))?;
         Ok(SegmentStore {
             store: Arc::new(store),
             local_root: Some(root),
@@ -108,7 +109,12 @@ impl SegmentStore {
     /// Reads a whole object; `None` when it does not exist.
     pub async fn get_opt(&self, path: &ObjectPath) -> Result<Option<Bytes>> {
         match self.store.get_opts(path, GetOptions::default()).await {
-            Ok(result) => Ok(Some(result.bytes().await.map_err(|e| Error::object_store(path, e))?)),
+            Ok(result) => Ok(Some(
+                result
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::object_store(path, e))?,
+            )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::object_store(path, e)),
         }

@@ -23,7 +23,6 @@ use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextO
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Directory, Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument, Term};
 
-
 use crate::model::log_col;
 use crate::{Error, Result};
 
@@ -103,9 +102,9 @@ enum TokenFate {
 fn token_fate(token: &str) -> TokenFate {
     if token.len() > MAX_TOKEN_LEN {
         TokenFate::TooLong
-    } else if token.len() >= 16 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        TokenFate::DroppedIdLike
-    } else if token.len() >= 9 && token.bytes().all(|b| b.is_ascii_digit()) {
+    } else if (token.len() >= 16 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        || (token.len() >= 9 && token.bytes().all(|b| b.is_ascii_digit()))
+    {
         TokenFate::DroppedIdLike
     } else {
         TokenFate::Indexed
@@ -148,7 +147,9 @@ impl TokenStream for LogTokenStream<'_> {
             self.token.text.clear();
             match token_fate(run) {
                 TokenFate::Indexed => {
-                    self.token.text.extend(run.chars().flat_map(char::to_lowercase));
+                    self.token
+                        .text
+                        .extend(run.chars().flat_map(char::to_lowercase));
                 }
                 TokenFate::TooLong if !self.long_mark_done => {
                     self.long_mark_done = true;
@@ -251,14 +252,19 @@ pub(crate) fn build(batch: &RecordBatch, memory_budget: usize) -> Result<Vec<u8>
             }
             doc.add_text(fields.trace_id, &hex);
         }
-        writer.add_document(doc).map_err(index_error("indexing a log row"))?;
+        writer
+            .add_document(doc)
+            .map_err(index_error("indexing a log row"))?;
     }
-    let index = writer.finalize().map_err(index_error("finalizing log index"))?;
+    let index = writer
+        .finalize()
+        .map_err(index_error("finalizing log index"))?;
     pack(&index, &directory)
 }
 
 fn string_column(batch: &RecordBatch, column: usize) -> Result<StringArray> {
-    let array = cast(batch.column(column), &DataType::Utf8).map_err(|e| Error::arrow("log index column", e))?;
+    let array = cast(batch.column(column), &DataType::Utf8)
+        .map_err(|e| Error::arrow("log index column", e))?;
     array
         .as_any()
         .downcast_ref::<StringArray>()
@@ -270,7 +276,9 @@ fn string_column(batch: &RecordBatch, column: usize) -> Result<StringArray> {
 }
 
 fn pack(index: &Index, directory: &RamDirectory) -> Result<Vec<u8>> {
-    let metas = index.load_metas().map_err(index_error("reading log index metas"))?;
+    let metas = index
+        .load_metas()
+        .map_err(index_error("reading log index metas"))?;
     let mut files: Vec<PathBuf> = metas.list_segment_files().into_iter().collect();
     files.push(PathBuf::from("meta.json"));
     files.sort();
@@ -318,14 +326,19 @@ impl LogIndex {
         let count = u32::from_le_bytes(blob[8..12].try_into().expect("4 bytes"));
         let mut pos = 12usize;
         let mut take = |len: usize| -> Result<&[u8]> {
-            let end = pos.checked_add(len).filter(|end| *end <= blob.len()).ok_or_else(|| corrupt("truncated"))?;
+            let end = pos
+                .checked_add(len)
+                .filter(|end| *end <= blob.len())
+                .ok_or_else(|| corrupt("truncated"))?;
             let slice = &blob[pos..end];
             pos = end;
             Ok(slice)
         };
         for _ in 0..count {
             let name_len = u16::from_le_bytes(take(2)?.try_into().expect("2 bytes")) as usize;
-            let name = std::str::from_utf8(take(name_len)?).map_err(|_| corrupt("bad file name"))?.to_string();
+            let name = std::str::from_utf8(take(name_len)?)
+                .map_err(|_| corrupt("bad file name"))?
+                .to_string();
             let data_len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
             let data = take(data_len)?;
             directory
@@ -410,7 +423,8 @@ impl LogIndex {
                         clauses.push((Occur::Must, clause));
                     }
                 }
-                (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+                (!clauses.is_empty())
+                    .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
             }
             TextQuery::Term(word) => match token_fate(word) {
                 TokenFate::Indexed => Some(self.term(self.fields.body, &word.to_lowercase())),
@@ -430,7 +444,8 @@ impl LogIndex {
                         clauses.push((Occur::Must, query));
                     }
                 }
-                (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+                (!clauses.is_empty())
+                    .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
             }
             TextQuery::Or(parts) => {
                 let mut clauses = Vec::new();
@@ -441,7 +456,8 @@ impl LogIndex {
                         None => return Ok(None),
                     }
                 }
-                (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+                (!clauses.is_empty())
+                    .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
             }
         })
     }
@@ -533,12 +549,21 @@ mod tests {
             }
             candidates
         };
-        assert_eq!(check(TextQuery::Contains("timeout to".into())), Some(vec![0]));
-        assert_eq!(check(TextQuery::Contains("imeout".into())), Some(vec![0, 2]));
+        assert_eq!(
+            check(TextQuery::Contains("timeout to".into())),
+            Some(vec![0])
+        );
+        assert_eq!(
+            check(TextQuery::Contains("imeout".into())),
+            Some(vec![0, 2])
+        );
         assert_eq!(check(TextQuery::Term("request".into())), Some(vec![1]));
         assert_eq!(check(TextQuery::Contains("f92f35".into())), None);
         assert_eq!(check(TextQuery::Contains("超时".into())), Some(vec![4]));
-        check(TextQuery::Or(vec![TextQuery::Term("ok".into()), TextQuery::Prefix("pay".into())]));
+        check(TextQuery::Or(vec![
+            TextQuery::Term("ok".into()),
+            TextQuery::Prefix("pay".into()),
+        ]));
         let service = IndexFilter {
             service: Some("asset"),
             ..IndexFilter::default()

@@ -140,14 +140,24 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Reads every valid record of every WAL file under `dir`, in order, truncating torn
-/// tails. Returns the sequence number the next file should take.
-pub(crate) fn replay(dir: &Path, mut apply: impl FnMut(WalEntry) -> Result<()>) -> Result<u64> {
+/// Reads every valid record of the WAL files under `dir` numbered `checkpoint` or
+/// higher, in order, truncating torn tails; older files (already in segments) are
+/// removed. Returns the sequence number the next file should take.
+pub(crate) fn replay(
+    dir: &Path,
+    checkpoint: u64,
+    mut apply: impl FnMut(WalEntry) -> Result<()>,
+) -> Result<u64> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let files = list_files(dir)?;
-    let mut next_seq = 1;
+    let mut next_seq = checkpoint.max(1);
     for (seq, path) in &files {
-        next_seq = seq + 1;
+        next_seq = next_seq.max(seq + 1);
+        if *seq < checkpoint {
+            info!(file = %path.display(), "removing a wal file whose records are in segments");
+            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            continue;
+        }
         let mut bytes = Vec::new();
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -197,7 +207,9 @@ fn parse_record(bytes: &[u8]) -> std::result::Result<(WalEntry, usize), &'static
     if !(2..=MAX_RECORD_LEN).contains(&len) {
         return Err("bad length");
     }
-    let payload = bytes.get(HEADER_LEN..HEADER_LEN + len).ok_or("truncated record")?;
+    let payload = bytes
+        .get(HEADER_LEN..HEADER_LEN + len)
+        .ok_or("truncated record")?;
     if crc32fast::hash(payload) != crc {
         return Err("crc mismatch");
     }
@@ -366,10 +378,11 @@ impl Writer {
             for waiter in waiters {
                 let _ = waiter.send(result);
             }
-            if result.is_ok() && self.size >= self.options.segment_size {
-                if let Err(reason) = self.rotate() {
-                    error!(reason, "wal rotation failed");
-                }
+            if result.is_ok()
+                && self.size >= self.options.segment_size
+                && let Err(reason) = self.rotate()
+            {
+                error!(reason, "wal rotation failed");
             }
         }
     }
@@ -378,11 +391,16 @@ impl Writer {
         if self.failed.load(Ordering::Acquire) {
             return Err("the wal failed to write; restart the server");
         }
-        let result = self.file.write_all(buffer).and_then(|_| self.file.sync_data());
+        let result = self
+            .file
+            .write_all(buffer)
+            .and_then(|_| self.file.sync_data());
         match result {
             Ok(()) => {
                 self.size += buffer.len() as u64;
-                self.stats.bytes.fetch_add(buffer.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .bytes
+                    .fetch_add(buffer.len() as u64, Ordering::Relaxed);
                 self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.stats.records.fetch_add(records, Ordering::Relaxed);
                 Ok(())
@@ -426,12 +444,12 @@ impl Writer {
     fn remove_before(&self, seq: u64) -> Result<(), &'static str> {
         let files = list_files(&self.dir).map_err(|_| "cannot list the wal directory")?;
         for (file_seq, path) in files {
-            if file_seq < seq && file_seq != self.seq {
-                if let Err(e) = fs::remove_file(&path)
-                    && e.kind() != io::ErrorKind::NotFound
-                {
-                    warn!(file = %path.display(), error = %e, "cannot remove an old wal file");
-                }
+            if file_seq < seq
+                && file_seq != self.seq
+                && let Err(e) = fs::remove_file(&path)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                warn!(file = %path.display(), error = %e, "cannot remove an old wal file");
             }
         }
         sync_dir(&self.dir).map_err(|_| "cannot sync the wal directory")

@@ -11,13 +11,24 @@ use storage::model::{logs_batch, spans_batch};
 use storage::{LogScan, SpanScan, Table, TextQuery};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Chunks of (instance, ts, value) written one chunk per append.
 fn arb_sample_chunks() -> impl Strategy<Value = Vec<Vec<(u8, i64, f64)>>> {
-    let value = prop_oneof![any::<f64>(), (0i64..1000).prop_map(|v| v as f64), Just(f64::NAN)];
-    prop::collection::vec(prop::collection::vec((0u8..4, 0i64..50, value), 1..20), 1..5)
+    let value = prop_oneof![
+        any::<f64>(),
+        (0i64..1000).prop_map(|v| v as f64),
+        Just(f64::NAN)
+    ];
+    prop::collection::vec(
+        prop::collection::vec((0u8..4, 0i64..50, value), 1..20),
+        1..5,
+    )
 }
 
 proptest! {
@@ -141,7 +152,11 @@ async fn series_and_metadata_survive_restart_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path(), small_config()).await;
     for round in 0..3 {
-        let mut write = metrics(vec![series_write("http_requests_total", &format!("pod-{round}"), &[(round * 1000, 1.0)])]);
+        let mut write = metrics(vec![series_write(
+            "http_requests_total",
+            &format!("pod-{round}"),
+            &[(round * 1000, 1.0)],
+        )]);
         write.metadata.push(storage::metrics::MetricMetadata {
             metric: "http_requests_total".into(),
             kind: storage::metrics::MetricType::Counter,
@@ -152,17 +167,31 @@ async fn series_and_metadata_survive_restart_and_compaction() {
         storage.flush().await.unwrap();
     }
     storage.compact().await.unwrap();
-    let series_segments = storage.segments().iter().filter(|s| s.table == Table::Series).count();
+    let series_segments = storage
+        .segments()
+        .iter()
+        .filter(|s| s.table == Table::Series)
+        .count();
     assert_eq!(series_segments, 1, "series segments are merged");
     storage.close().await.unwrap();
     let storage = open(dir.path(), small_config()).await;
-    assert_eq!(storage.label_values(&tenant(), "instance", &[]), vec!["pod-0", "pod-1", "pod-2"]);
+    assert_eq!(
+        storage.label_values(&tenant(), "instance", &[]),
+        vec!["pod-0", "pod-1", "pod-2"]
+    );
     let metadata = storage.metric_metadata(&tenant());
     assert_eq!(metadata.len(), 1);
     assert_eq!(metadata[0].help, "requests, revision 2");
     // A new series after restart gets a fresh id, not one already on disk.
     storage
-        .append_metrics(&tenant(), &metrics(vec![series_write("http_requests_total", "pod-9", &[(5000, 2.0)])]))
+        .append_metrics(
+            &tenant(),
+            &metrics(vec![series_write(
+                "http_requests_total",
+                "pod-9",
+                &[(5000, 2.0)],
+            )]),
+        )
         .await
         .unwrap();
     let samples = all_samples(&storage, "http_requests_total").await;

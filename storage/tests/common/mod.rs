@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, FixedSizeBinaryArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt64Array};
+use arrow::array::{
+    Array, FixedSizeBinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt64Array,
+};
 use proto::{ByteSize, HumanDuration, SpanId, TenantId, TraceId};
 use storage::metrics::{MetricsWrite, Sample, SeriesWrite};
 use storage::model::{LogRecord, SpanRecord};
@@ -35,19 +38,34 @@ pub fn tenant() -> TenantId {
 }
 
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    Labels::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap()
+    Labels::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+    .unwrap()
 }
 
 pub fn series_write(name: &str, instance: &str, samples: &[(i64, f64)]) -> SeriesWrite {
     SeriesWrite {
         labels: labels(&[("__name__", name), ("instance", instance), ("job", "test")]),
-        samples: samples.iter().map(|(ts_ms, value)| Sample { ts_ms: *ts_ms, value: *value }).collect(),
+        samples: samples
+            .iter()
+            .map(|(ts_ms, value)| Sample {
+                ts_ms: *ts_ms,
+                value: *value,
+            })
+            .collect(),
         exemplars: Vec::new(),
     }
 }
 
 pub fn metrics(series: Vec<SeriesWrite>) -> MetricsWrite {
-    MetricsWrite { series, metadata: Vec::new() }
+    MetricsWrite {
+        series,
+        metadata: Vec::new(),
+    }
 }
 
 /// Every sample of the tenant's series named `name`, as (instance, ts) → value bits.
@@ -55,15 +73,37 @@ pub async fn all_samples(storage: &Storage, name: &str) -> BTreeMap<(String, i64
     let matchers = [Matcher::new(MatchOp::Equal, "__name__", name).unwrap()];
     let series = storage.select_series(&tenant(), &matchers, i64::MIN, i64::MAX);
     let ids: Vec<_> = series.iter().map(|(id, _)| *id).collect();
-    let batch = storage.scan_samples(&tenant(), &ids, i64::MIN / 4, i64::MAX / 4).await.unwrap();
-    let sid = batch.column(0).as_any().downcast_ref::<UInt64Array>().unwrap();
-    let ts = batch.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-    let values = batch.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+    let batch = storage
+        .scan_samples(&tenant(), &ids, i64::MIN / 4, i64::MAX / 4)
+        .await
+        .unwrap();
+    let sid = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap();
+    let ts = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    let values = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
     let mut out = BTreeMap::new();
     for row in 0..batch.num_rows() {
-        let labels = &series.iter().find(|(id, _)| id.0 == sid.value(row)).unwrap().1;
+        let labels = &series
+            .iter()
+            .find(|(id, _)| id.0 == sid.value(row))
+            .unwrap()
+            .1;
         let key = (labels.get("instance").unwrap().to_string(), ts.value(row));
-        assert!(out.insert(key, values.value(row).to_bits()).is_none(), "duplicate sample");
+        assert!(
+            out.insert(key, values.value(row).to_bits()).is_none(),
+            "duplicate sample"
+        );
     }
     out
 }
@@ -74,11 +114,18 @@ pub fn log_record(seq: u64, service: &str, ts_ns: i64, body: &str) -> LogRecord 
         observed_ns: ts_ns,
         service: service.to_string(),
         instance: Some(format!("{service}-0")),
-        severity_text: Some(if seq % 7 == 0 { "ERROR" } else { "INFO" }.to_string()),
-        severity_number: if seq % 7 == 0 { 17 } else { 9 },
+        severity_text: Some(
+            if seq.is_multiple_of(7) {
+                "ERROR"
+            } else {
+                "INFO"
+            }
+            .to_string(),
+        ),
+        severity_number: if seq.is_multiple_of(7) { 17 } else { 9 },
         body: body.to_string(),
         trace_id: Some(trace_for(seq / 3)),
-        span_id: Some(SpanId((seq as u64).to_be_bytes())),
+        span_id: Some(SpanId(seq.to_be_bytes())),
         attributes: [("seq".to_string(), seq.to_string())].into(),
         resource: [("service.name".to_string(), service.to_string())].into(),
     }
@@ -95,14 +142,14 @@ pub fn span_record(trace: u64, span: u64, service: &str, start_ns: i64) -> SpanR
     SpanRecord {
         trace_id: trace_for(trace),
         span_id: SpanId(span.to_be_bytes()),
-        parent_span_id: (span % 4 != 0).then(|| SpanId((span - 1).to_be_bytes())),
+        parent_span_id: (!span.is_multiple_of(4)).then(|| SpanId((span - 1).to_be_bytes())),
         service: service.to_string(),
         instance: Some(format!("{service}-1")),
         name: format!("GET /api/{}", span % 5),
         kind: "server".to_string(),
         start_ns,
         duration_ns: 1_000_000 + span as i64,
-        status_code: if span % 11 == 0 { 2 } else { 0 },
+        status_code: if span.is_multiple_of(11) { 2 } else { 0 },
         status_message: None,
         peer_service: None,
         attributes: [("http.status_code".to_string(), "200".to_string())].into(),
@@ -116,11 +163,27 @@ pub fn span_record(trace: u64, span: u64, service: &str, start_ns: i64) -> SpanR
 pub fn log_rows(batches: &[RecordBatch]) -> Vec<(i64, String, String)> {
     let mut out = Vec::new();
     for batch in batches {
-        let ts = batch.column(0).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
-        let service = batch.column(2).as_any().downcast_ref::<StringArray>().unwrap();
-        let body = batch.column(6).as_any().downcast_ref::<StringArray>().unwrap();
+        let ts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .unwrap();
+        let service = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let body = batch
+            .column(6)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         for row in 0..batch.num_rows() {
-            out.push((ts.value(row), service.value(row).to_string(), body.value(row).to_string()));
+            out.push((
+                ts.value(row),
+                service.value(row).to_string(),
+                body.value(row).to_string(),
+            ));
         }
     }
     out.sort();
@@ -131,11 +194,22 @@ pub fn log_rows(batches: &[RecordBatch]) -> Vec<(i64, String, String)> {
 pub fn span_keys(batches: &[RecordBatch]) -> Vec<(TraceId, SpanId)> {
     let mut out = Vec::new();
     for batch in batches {
-        let traces = batch.column(0).as_any().downcast_ref::<FixedSizeBinaryArray>().unwrap();
-        let spans = batch.column(1).as_any().downcast_ref::<FixedSizeBinaryArray>().unwrap();
+        let traces = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .unwrap();
+        let spans = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .unwrap();
         for row in 0..batch.num_rows() {
             assert!(traces.is_valid(row));
-            out.push((TraceId::from_slice(traces.value(row)).unwrap(), SpanId::from_slice(spans.value(row)).unwrap()));
+            out.push((
+                TraceId::from_slice(traces.value(row)).unwrap(),
+                SpanId::from_slice(spans.value(row)).unwrap(),
+            ));
         }
     }
     out.sort();

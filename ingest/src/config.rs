@@ -1,0 +1,118 @@
+//! The `[ingest]` section of the configuration file.
+
+use proto::{ByteSize, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Limits and tenant settings shared by every write protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Largest request body accepted, as sent (compressed); larger ones get 413.
+    pub max_request_size: ByteSize,
+    /// Largest request body after decompression; a body that inflates past this gets 413.
+    pub max_decompressed_size: ByteSize,
+    /// Tenant of writes that carry no tenant header.
+    pub default_tenant: String,
+    /// HTTP header (and gRPC metadata key) that names the tenant of a write.
+    pub tenant_header: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_request_size: ByteSize::mib(16),
+            max_decompressed_size: ByteSize::mib(64),
+            default_tenant: TenantId::DEFAULT.to_string(),
+            tenant_header: "X-Scope-OrgID".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the values that serde cannot: ranges, relations and names.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |message: String| Err(Error::InvalidConfig(message));
+        if self.max_request_size.bytes() == 0 {
+            return invalid("ingest.max_request_size must be greater than zero".to_string());
+        }
+        if self.max_decompressed_size < self.max_request_size {
+            return invalid(format!(
+                "ingest.max_decompressed_size ({}) must be at least ingest.max_request_size ({})",
+                self.max_decompressed_size, self.max_request_size
+            ));
+        }
+        if usize::try_from(self.max_decompressed_size.bytes()).is_err() {
+            return invalid("ingest.max_decompressed_size does not fit in memory".to_string());
+        }
+        if let Err(error) = TenantId::new(self.default_tenant.as_str()) {
+            return invalid(format!("ingest.default_tenant: {error}"));
+        }
+        if !is_header_name(&self.tenant_header) {
+            return invalid(format!(
+                "ingest.tenant_header {:?} is not a valid http header name",
+                self.tenant_header
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Returns true for a non-empty RFC 9110 token, the syntax of an HTTP field name.
+fn is_header_name(name: &str) -> bool {
+    const TOKEN_PUNCTUATION: &[u8] = b"!#$%&'*+-.^_`|~";
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || TOKEN_PUNCTUATION.contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let config = Config {
+            default_tenant: "a/b".to_string(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("default_tenant")
+        );
+
+        let config = Config {
+            tenant_header: "X Scope".to_string(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("tenant_header")
+        );
+
+        let config = Config {
+            max_decompressed_size: ByteSize::mib(1),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_decompressed_size")
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! The `sightline` command line: `sightline serve [--config FILE] [flags]`.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use sightline::{Config, Listen};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// One server for metrics, logs and traces that pinpoints the failing hop.
+#[derive(Debug, Parser)]
+#[command(name = "sightline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+}
+
+/// Flags of `serve`; each one overrides the same key of the config file.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML config file (see deploy/sightline.example.toml); defaults apply without one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the WAL and segments [server.data_dir, default ./data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Main HTTP address [server.listen, default 0.0.0.0:7700].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// OTLP/gRPC address [server.grpc_listen, default 0.0.0.0:4317].
+    #[arg(long, value_name = "ADDR")]
+    grpc_listen: Option<SocketAddr>,
+    /// OTLP/HTTP address or off [server.otlp_http_listen, default 0.0.0.0:4318].
+    #[arg(long, value_name = "ADDR|off")]
+    otlp_http_listen: Option<Listen>,
+    /// Jaeger query address or off [server.jaeger_listen, default 0.0.0.0:16686].
+    #[arg(long, value_name = "ADDR|off")]
+    jaeger_listen: Option<Listen>,
+    /// Extra Elasticsearch API address or off [server.es_listen, default off].
+    #[arg(long, value_name = "ADDR|off")]
+    es_listen: Option<Listen>,
+}
+
+impl ServeArgs {
+    /// Loads the config file (or the defaults) and applies the flags over it.
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let server = &mut config.server;
+        if let Some(data_dir) = self.data_dir {
+            server.data_dir = data_dir;
+        }
+        if let Some(listen) = self.listen {
+            server.listen = listen;
+        }
+        if let Some(grpc_listen) = self.grpc_listen {
+            server.grpc_listen = grpc_listen;
+        }
+        if let Some(otlp_http_listen) = self.otlp_http_listen {
+            server.otlp_http_listen = otlp_http_listen;
+        }
+        if let Some(jaeger_listen) = self.jaeger_listen {
+            server.jaeger_listen = jaeger_listen;
+        }
+        if let Some(es_listen) = self.es_listen {
+            server.es_listen = es_listen;
+        }
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            output::report_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    init_logging(&config.telemetry.log_filter)?;
+
+    // Register the handlers before anything binds, so an early SIGTERM still drains.
+    let mut terminate = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => info!("received SIGTERM, shutting down"),
+            _ = interrupt.recv() => info!("received SIGINT, shutting down"),
+        }
+    };
+
+    let running = sightline::run(config, shutdown).await?;
+    running.wait().await
+}
+
+/// Installs the global log subscriber: `RUST_LOG` if set, else `telemetry.log_filter`.
+fn init_logging(log_filter: &str) -> anyhow::Result<()> {
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(from_env) if !from_env.trim().is_empty() => EnvFilter::try_new(&from_env)
+            .with_context(|| format!("invalid {} {from_env:?}", EnvFilter::DEFAULT_ENV))?,
+        _ => EnvFilter::try_new(log_filter)
+            .with_context(|| format!("invalid telemetry.log_filter {log_filter:?}"))?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|error| anyhow::anyhow!("failed to install the log subscriber: {error}"))
+}
+
+/// The one place that writes to the terminal directly: errors that end the process,
+/// possibly before logging is installed (a bad config file, a flag out of range).
+#[allow(clippy::print_stderr)]
+mod output {
+    /// Prints the error and each of its causes, one per line, without a backtrace.
+    pub fn report_error(error: &anyhow::Error) {
+        eprintln!("error: {error}");
+        for cause in error.chain().skip(1) {
+            eprintln!("caused by: {}", cause.to_string().trim_end());
+        }
+    }
+}
