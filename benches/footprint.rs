@@ -140,6 +140,11 @@ async fn main() {
     let mut metrics = MetricsWorkload::new(7);
     let scrapes = hours * 3600 * 1000 / workload::SCRAPE_INTERVAL_MS;
     let mut writes_per_flush = Vec::new();
+    let mut total = Phase {
+        units: 0.0,
+        wall: 0.0,
+        cpu: 0.0,
+    };
     for scrape in 0..scrapes {
         writes_per_flush.push(metrics.scrape(2000));
         if (scrape + 1) % 120 == 0 || scrape + 1 == scrapes {
@@ -156,12 +161,13 @@ async fn main() {
                 samples as f64
             })
             .await;
-            if scrape + 1 == 120 {
-                phase.report("metrics append (samples)");
-            }
+            total.units += phase.units;
+            total.wall += phase.wall;
+            total.cpu += phase.cpu;
             storage.flush().await.expect("flush");
         }
     }
+    total.report("metrics append (samples)");
     let samples = (scrapes as usize * metrics.series_count()) as f64;
     let level0 = disk_bytes(dir.path());
     flush_and_compact(&storage).await;

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ingest::IngestService;
 use proto::ErrorCode;
 use serde::Serialize;
 use storage::Storage;
@@ -39,18 +40,20 @@ impl fmt::Debug for AppState {
 struct Inner {
     started: Instant,
     storage: OnceLock<Arc<Storage>>,
+    ingest: IngestService,
     shutting_down: AtomicBool,
     body_limit: usize,
 }
 
 impl AppState {
     /// Builds the state of a server that has not opened storage yet.
-    /// `body_limit` caps every request body, in bytes.
-    pub fn new(body_limit: usize) -> Self {
+    /// `body_limit` caps every request body, in bytes; `ingest` configures the receivers.
+    pub fn new(body_limit: usize, ingest: ingest::Config) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 started: Instant::now(),
                 storage: OnceLock::new(),
+                ingest: IngestService::new(ingest),
                 shutting_down: AtomicBool::new(false),
                 body_limit,
             }),
@@ -60,6 +63,7 @@ impl AppState {
     /// Hands over the opened storage engine; from now on the server is ready.
     /// Only the first call has an effect.
     pub fn set_storage(&self, storage: Arc<Storage>) {
+        self.inner.ingest.set_storage(storage.clone());
         if self.inner.storage.set(storage).is_err() {
             warn!("storage was already set; keeping the first engine");
         }
@@ -68,6 +72,11 @@ impl AppState {
     /// Returns the storage engine once it has opened.
     pub fn storage(&self) -> Option<&Arc<Storage>> {
         self.inner.storage.get()
+    }
+
+    /// Returns the service the write protocols go through.
+    pub fn ingest(&self) -> &IngestService {
+        &self.inner.ingest
     }
 
     /// Marks the server as shutting down: `/ready` answers 503 from now on.
@@ -93,16 +102,39 @@ impl AppState {
 
 /// Returns the main listener's router: lifecycle, `/metrics` and the admin API.
 pub fn app(state: AppState) -> Router {
+    let body_limit = state.inner.body_limit;
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/admin/flush", post(admin_flush))
-        .layer(DefaultBodyLimit::max(state.inner.body_limit))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(ingest::router(state.ingest().clone()))
+        .layer(DefaultBodyLimit::max(body_limit))
 }
 
-/// Returns the router of the secondary HTTP listeners: `/health` and `/ready` only.
+/// Returns the router of the OTLP/HTTP listener: the OTLP routes plus `/health` and `/ready`.
+pub fn otlp_http_router(state: AppState) -> Router {
+    let body_limit = state.inner.body_limit;
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(state.clone())
+        .merge(ingest::otlp::router(state.ingest().clone()))
+        .layer(DefaultBodyLimit::max(body_limit))
+}
+
+/// Returns the router of `--es-listen`: the Elasticsearch API without the `/es` prefix,
+/// plus `/health` and `/ready`.
+pub fn es_router(state: AppState) -> Router {
+    let body_limit = state.inner.body_limit;
+    lifecycle_router(state.clone())
+        .merge(ingest::es::router(state.ingest().clone()))
+        .layer(DefaultBodyLimit::max(body_limit))
+}
+
+/// Returns the router of the listeners whose protocols have not arrived yet:
+/// `/health` and `/ready` only.
 pub fn lifecycle_router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -127,6 +159,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         uptime: state.inner.started.elapsed(),
         ready: state.is_ready(),
         storage: state.storage().map(|storage| storage.stats()),
+        ingested: state.ingest().stats().snapshot(),
         resident_memory_bytes: self_metrics::resident_memory_bytes(),
     };
     (
@@ -291,7 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn health_is_ok_and_ready_waits_for_storage() {
-        let state = AppState::new(1024);
+        let state = AppState::new(1024, ingest::Config::default());
         let (status, _) = call(app(state.clone()), "GET", "/health").await;
         assert_eq!(status, StatusCode::OK);
 
@@ -308,8 +341,12 @@ mod tests {
 
     #[tokio::test]
     async fn flush_before_storage_opens_is_503_with_retry_after() {
-        let (status, response) =
-            call(app(AppState::new(1024)), "POST", "/api/v1/admin/flush").await;
+        let (status, response) = call(
+            app(AppState::new(1024, ingest::Config::default())),
+            "POST",
+            "/api/v1/admin/flush",
+        )
+        .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().contains_key(header::RETRY_AFTER));
         let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
@@ -319,7 +356,12 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_answer_before_storage_opens() {
-        let (status, response) = call(app(AppState::new(1024)), "GET", "/metrics").await;
+        let (status, response) = call(
+            app(AppState::new(1024, ingest::Config::default())),
+            "GET",
+            "/metrics",
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
@@ -330,7 +372,12 @@ mod tests {
 
     #[tokio::test]
     async fn lifecycle_router_serves_only_lifecycle() {
-        let (status, _) = call(lifecycle_router(AppState::new(1024)), "GET", "/metrics").await;
+        let (status, _) = call(
+            lifecycle_router(AppState::new(1024, ingest::Config::default())),
+            "GET",
+            "/metrics",
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 

@@ -22,5 +22,5 @@ pub mod self_metrics;
 mod server;
 
 pub use config::{Config, ConfigError, Listen, ParseListenError, ServerConfig, TelemetryConfig};
-pub use http::{ApiError, AppState, app, lifecycle_router};
+pub use http::{ApiError, AppState, app, es_router, lifecycle_router, otlp_http_router};
 pub use server::{Running, run};

@@ -126,6 +126,22 @@ pub const STORAGE_APPENDED_ROWS: Metric = Metric::counter(
     "Rows appended to storage since start, by signal (metric samples, log records, spans).",
 );
 
+/// Rows acknowledged by ingest, labelled by `protocol` (ARCHITECTURE.md public contract).
+pub const INGESTED_SAMPLES: Metric = Metric::counter(
+    "sightline_ingested_samples_total",
+    "Metric samples acknowledged (durable) since start, by write protocol.",
+);
+/// Log records acknowledged by ingest, labelled by `protocol`.
+pub const INGESTED_LOG_RECORDS: Metric = Metric::counter(
+    "sightline_ingested_log_records_total",
+    "Log records acknowledged (durable) since start, by write protocol.",
+);
+/// Spans acknowledged by ingest, labelled by `protocol`.
+pub const INGESTED_SPANS: Metric = Metric::counter(
+    "sightline_ingested_spans_total",
+    "Spans acknowledged (durable) since start, by write protocol.",
+);
+
 /// What one scrape reports.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -137,6 +153,8 @@ pub struct Snapshot {
     pub storage: Option<StorageStats>,
     /// Resident memory of the process, where the platform tells it.
     pub resident_memory_bytes: Option<u64>,
+    /// Acknowledged rows per signal and protocol.
+    pub ingested: Vec<(Signal, ingest::Protocol, u64)>,
 }
 
 /// Renders a snapshot in the Prometheus text format.
@@ -147,6 +165,18 @@ pub fn render(snapshot: &Snapshot) -> String {
     exposition.single(&READY, u8::from(snapshot.ready));
     if let Some(bytes) = snapshot.resident_memory_bytes {
         exposition.single(&RESIDENT_MEMORY_BYTES, bytes);
+    }
+    for (metric, signal) in [
+        (&INGESTED_SAMPLES, Signal::Metrics),
+        (&INGESTED_LOG_RECORDS, Signal::Logs),
+        (&INGESTED_SPANS, Signal::Spans),
+    ] {
+        let rows = snapshot
+            .ingested
+            .iter()
+            .filter(|(s, _, _)| *s == signal)
+            .map(|(_, protocol, rows)| (protocol.as_str(), *rows));
+        exposition.labelled(metric, "protocol", rows);
     }
     if let Some(stats) = &snapshot.storage {
         write_storage_stats(&mut exposition, stats);
@@ -267,6 +297,7 @@ mod tests {
                 ..StorageStats::default()
             }),
             resident_memory_bytes: Some(1 << 20),
+            ingested: vec![(Signal::Spans, ingest::Protocol::Zipkin, 7)],
         };
         let text = render(&snapshot);
         for metric in [
@@ -290,6 +321,10 @@ mod tests {
         assert!(text.contains("sightline_uptime_seconds 1.5\n"));
         assert!(text.contains("sightline_ready 1\n"));
         assert!(text.contains("process_resident_memory_bytes 1048576\n"));
+        assert!(
+            text.contains("sightline_ingested_spans_total{protocol=\"zipkin\"} 7\n"),
+            "{text}"
+        );
     }
 
     #[test]

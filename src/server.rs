@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::Config;
-use crate::http::{AppState, app, lifecycle_router};
+use crate::http::{AppState, app, es_router, lifecycle_router, otlp_http_router};
 
 /// A started server. Dropping it does not stop the server; resolve the shutdown
 /// future given to [`run`] and then [`wait`](Running::wait).
@@ -63,6 +63,16 @@ impl Running {
         self.es_addr
     }
 
+    /// Returns the service the write protocols go through.
+    pub fn ingest(&self) -> &ingest::IngestService {
+        self.state.ingest()
+    }
+
+    /// Returns the storage engine once it has opened (tests read back through it).
+    pub fn storage(&self) -> Option<Arc<Storage>> {
+        self.state.storage().cloned()
+    }
+
     /// Returns true once storage has opened, until shutdown begins (what `/ready` says).
     pub fn is_ready(&self) -> bool {
         self.state.is_ready()
@@ -96,7 +106,7 @@ pub async fn run(
 
     let body_limit = usize::try_from(ingest.max_request_size.bytes())
         .context("ingest.max_request_size does not fit in memory")?;
-    let state = AppState::new(body_limit);
+    let state = AppState::new(body_limit, ingest.clone());
 
     let http = bind("server.listen", server.listen).await?;
     let grpc = bind("server.grpc_listen", server.grpc_listen).await?;
@@ -121,11 +131,22 @@ pub async fn run(
 
     let (drain_sender, drain_receiver) = watch::channel(false);
     let mut servers = vec![serve("http", http, app(state.clone()), &drain_receiver)];
-    for (name, listener) in [("otlp_http", otlp_http), ("jaeger", jaeger), ("es", es)] {
-        if let Some(listener) = listener {
-            let router = lifecycle_router(state.clone());
-            servers.push(serve(name, listener, router, &drain_receiver));
-        }
+    servers.push(serve_grpc(grpc, &state, &drain_receiver));
+    if let Some(listener) = otlp_http {
+        let router = otlp_http_router(state.clone());
+        servers.push(serve("otlp_http", listener, router, &drain_receiver));
+    }
+    if let Some(listener) = jaeger {
+        let router = lifecycle_router(state.clone());
+        servers.push(serve("jaeger", listener, router, &drain_receiver));
+    }
+    if let Some(listener) = es {
+        servers.push(serve(
+            "es",
+            listener,
+            es_router(state.clone()),
+            &drain_receiver,
+        ));
     }
 
     let opening = tokio::spawn(open_storage(storage_config, server.data_dir));
@@ -133,7 +154,6 @@ pub async fn run(
     let lifecycle = Lifecycle {
         state: state.clone(),
         servers,
-        grpc,
         drain_sender,
         grace: server.shutdown_grace.get(),
     };
@@ -173,6 +193,22 @@ fn local_addr(listener: &TcpListener) -> anyhow::Result<SocketAddr> {
         .context("failed to read a bound listener's address")
 }
 
+/// Serves OTLP/gRPC on `listener` until the drain signal, then lets in-flight calls finish.
+fn serve_grpc(
+    listener: TcpListener,
+    state: &AppState,
+    drain: &watch::Receiver<bool>,
+) -> (&'static str, JoinHandle<std::io::Result<()>>) {
+    let mut drain = drain.clone();
+    let drained = async move {
+        // An error means the sender is gone, which also means: shut down.
+        let _ = drain.wait_for(|draining| *draining).await;
+    };
+    let service = state.ingest().clone();
+    let task = tokio::spawn(ingest::otlp::grpc::serve(service, listener, drained));
+    ("grpc", task)
+}
+
 /// Serves `router` on `listener` until the drain signal, then lets in-flight requests finish.
 fn serve(
     name: &'static str,
@@ -207,8 +243,6 @@ async fn open_storage(config: storage::Config, data_dir: PathBuf) -> anyhow::Res
 struct Lifecycle {
     state: AppState,
     servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
-    /// Held open (not accepting) so the OTLP/gRPC port stays reserved until ingest serves it.
-    grpc: TcpListener,
     drain_sender: watch::Sender<bool>,
     grace: Duration,
 }
@@ -246,7 +280,6 @@ impl Lifecycle {
         info!(grace = ?self.grace, "shutting down: draining in-flight requests");
         let deadline = tokio::time::Instant::now() + self.grace;
         let _ = self.drain_sender.send(true);
-        drop(self.grpc);
         drain_servers(self.servers, deadline).await;
 
         if !opening_done {

@@ -17,6 +17,10 @@ pub struct Config {
     pub default_tenant: String,
     /// HTTP header (and gRPC metadata key) that names the tenant of a write.
     pub tenant_header: String,
+    /// Most labels one series may carry (`__name__` included); more is a 400.
+    pub max_labels_per_series: usize,
+    /// Longest label value accepted, in bytes; longer is a 400.
+    pub max_label_value_length: usize,
 }
 
 impl Default for Config {
@@ -26,6 +30,8 @@ impl Default for Config {
             max_decompressed_size: ByteSize::mib(64),
             default_tenant: TenantId::DEFAULT.to_string(),
             tenant_header: "X-Scope-OrgID".to_string(),
+            max_labels_per_series: 64,
+            max_label_value_length: 2048,
         }
     }
 }
@@ -54,6 +60,12 @@ impl Config {
                 "ingest.tenant_header {:?} is not a valid http header name",
                 self.tenant_header
             ));
+        }
+        if self.max_labels_per_series == 0 {
+            return invalid("ingest.max_labels_per_series must be greater than zero".to_string());
+        }
+        if self.max_label_value_length == 0 {
+            return invalid("ingest.max_label_value_length must be greater than zero".to_string());
         }
         Ok(())
     }
@@ -114,5 +126,19 @@ mod tests {
                 .to_string()
                 .contains("max_decompressed_size")
         );
+
+        for config in [
+            Config {
+                max_labels_per_series: 0,
+                ..Config::default()
+            },
+            Config {
+                max_label_value_length: 0,
+                ..Config::default()
+            },
+        ] {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains("max_label"), "{message}");
+        }
     }
 }

@@ -2,33 +2,45 @@
 //!
 //! ```text
 //!   OTLP gRPC/HTTP ─┐
-//!   remote_write ───┤   decode ──► validate ──► normalise ──► storage append ──► ack
-//!   Zipkin, Loki ───┤   (capped     (limits,      (signal        (WAL fsync,
-//!   ES _bulk ───────┘    inflate)    tenant)       models)         then 2xx)
+//!   remote_write ───┤   decode ──► validate ──► normalise ──► IngestService ──► storage append ──► ack
+//!   Zipkin, Loki ───┤   (capped     (limits,      (signal        (counts, span       (WAL fsync,
+//!   ES _bulk ───────┘    inflate)    tenant)       models)         metrics)            then 2xx)
 //! ```
 //!
-//! This crate owns one module per protocol (decode, validate, normalise, router or
-//! tonic service), the Prometheus scraper, request limits, backpressure and the
-//! tenant and auth checks. A write is acknowledged only once `storage` has fsynced it.
+//! This crate owns one module per protocol (decode, normalise, router or tonic
+//! service), request limits ([`body`]), tenant checks, and the [`IngestService`] they
+//! all write through. A write is acknowledged only once `storage` has fsynced it.
 //!
 //! It must not answer queries (that is `query`), hold data of its own beyond one
 //! request, or let wire types (prost/OTLP messages) travel past it: storage receives
 //! our signal models, never protocol structs.
-//!
-//! So far it holds the `[ingest]` configuration section, [`Config`]; the receivers
-//! arrive with the ingest work.
 
+pub mod body;
 mod config;
+mod error;
+pub mod es;
+pub mod loki;
+pub mod normalize;
+pub mod otlp;
+pub mod remote_write;
+mod service;
+pub mod spanmetrics;
+pub mod zipkin;
 
 pub use config::Config;
+pub use error::{Error, Result};
+pub use service::{IngestService, IngestStats, Protocol, SPAN_METRICS_INTERVAL};
 
-/// Everything that can go wrong in ingest.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration value is out of range.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+use axum::Router;
+
+/// The HTTP routes of every write protocol, for the main listener.
+pub fn router(service: IngestService) -> Router {
+    Router::new()
+        .merge(otlp::routes())
+        .merge(remote_write::routes())
+        .merge(zipkin::routes())
+        .merge(loki::routes())
+        .nest("/es", es::routes())
+        .merge(es::prefix_root_routes())
+        .with_state(service)
 }
-
-/// The ingest crate's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,7 +13,11 @@
 
 mod error_code;
 mod ids;
+pub mod loki;
+pub mod otlp;
+pub mod prometheus;
 mod units;
+pub mod zipkin;
 
 pub use error_code::ErrorCode;
 pub use ids::{ParseIdError, SegmentId, SeriesId, Signal, SpanId, TenantId, TraceId};

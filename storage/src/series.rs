@@ -8,7 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use proto::SeriesId;
 use regex::Regex;
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
+
+thread_local! {
+    static FINGERPRINT_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 use crate::model::Attributes;
 use crate::{Error, Result};
@@ -86,15 +90,20 @@ impl Labels {
             .collect()
     }
 
-    fn fingerprint(&self) -> u64 {
-        let mut hasher = Xxh3::new();
-        for (name, value) in &self.0 {
-            hasher.update(name.as_bytes());
-            hasher.update(&[0xff]);
-            hasher.update(value.as_bytes());
-            hasher.update(&[0xfe]);
-        }
-        hasher.digest()
+    /// A 128-bit hash of the canonical label bytes. At 2^-128 per pair a collision is
+    /// not a practical concern (PERF-NOTES §4), so a hit needs no label comparison.
+    fn fingerprint(&self) -> u128 {
+        FINGERPRINT_BUFFER.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            for (name, value) in &self.0 {
+                buffer.extend_from_slice(name.as_bytes());
+                buffer.push(0xff);
+                buffer.extend_from_slice(value.as_bytes());
+                buffer.push(0xfe);
+            }
+            xxh3_128(&buffer)
+        })
     }
 }
 
@@ -159,7 +168,7 @@ impl Matcher {
 /// The series of one tenant: labels by id, ids by labels, and postings per label pair.
 #[derive(Default)]
 pub(crate) struct SeriesIndex {
-    by_fingerprint: HashMap<u64, Vec<u64>>,
+    by_fingerprint: HashMap<u128, u64>,
     labels: Vec<Option<Labels>>,
     postings: HashMap<String, BTreeMap<String, Vec<u64>>>,
     /// Smallest and largest sample timestamp seen per series (ms).
@@ -170,21 +179,19 @@ pub(crate) struct SeriesIndex {
 impl SeriesIndex {
     /// Returns the id of an existing label set.
     pub fn get(&self, labels: &Labels) -> Option<SeriesId> {
-        self.lookup(labels, labels.fingerprint())
+        self.lookup(labels.fingerprint())
     }
 
-    fn lookup(&self, labels: &Labels, fingerprint: u64) -> Option<SeriesId> {
-        self.by_fingerprint.get(&fingerprint).and_then(|ids| {
-            ids.iter()
-                .find(|id| self.labels[**id as usize].as_ref() == Some(labels))
-                .map(|id| SeriesId(*id))
-        })
+    fn lookup(&self, fingerprint: u128) -> Option<SeriesId> {
+        self.by_fingerprint
+            .get(&fingerprint)
+            .map(|id| SeriesId(*id))
     }
 
     /// Returns the id for `labels`, creating the series if needed; the flag tells whether it was new.
     pub fn get_or_create(&mut self, labels: &Labels) -> (SeriesId, bool) {
         let fingerprint = labels.fingerprint();
-        if let Some(id) = self.lookup(labels, fingerprint) {
+        if let Some(id) = self.lookup(fingerprint) {
             return (id, false);
         }
         let id = self.labels.len() as u64;
@@ -202,7 +209,7 @@ impl SeriesIndex {
         self.insert_at(id.0, labels, fingerprint);
     }
 
-    fn insert_at(&mut self, id: u64, labels: Labels, fingerprint: u64) {
+    fn insert_at(&mut self, id: u64, labels: Labels, fingerprint: u128) {
         let index = id as usize;
         if self.labels.len() <= index {
             self.labels.resize(index + 1, None);
@@ -222,7 +229,7 @@ impl SeriesIndex {
                 _ => list.push(id),
             }
         }
-        self.by_fingerprint.entry(fingerprint).or_default().push(id);
+        self.by_fingerprint.insert(fingerprint, id);
         self.labels[index] = Some(labels);
         self.count += 1;
     }
