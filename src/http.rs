@@ -281,6 +281,8 @@ impl IntoResponse for ApiError {
 fn error_type(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::InvalidArgument => "bad_data",
+        ErrorCode::Unauthenticated => "unauthorized",
+        ErrorCode::PermissionDenied => "forbidden",
         ErrorCode::NotFound => "not_found",
         ErrorCode::PayloadTooLarge => "too_large",
         ErrorCode::TooManyRequests => "too_many_requests",

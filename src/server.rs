@@ -255,6 +255,7 @@ impl Lifecycle {
     ) -> anyhow::Result<()> {
         let mut failure = None;
         let mut opening_done = false;
+        let mut scraper = None;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -264,6 +265,8 @@ impl Lifecycle {
                     match flatten(joined, "storage open task") {
                         Ok(storage) => {
                             self.state.set_storage(storage);
+                            let service = self.state.ingest().clone();
+                            scraper = Some(ingest::scrape::Scraper::start(service));
                             info!("storage opened, server is ready");
                         }
                         Err(open_error) => {
@@ -280,7 +283,15 @@ impl Lifecycle {
         info!(grace = ?self.grace, "shutting down: draining in-flight requests");
         let deadline = tokio::time::Instant::now() + self.grace;
         let _ = self.drain_sender.send(true);
+        // Scrape loops stop at once (the signal is sent before waiting); in-flight
+        // scrapes are abandoned, their writes before storage closes.
+        let scraper_stopped = scraper.map(ingest::scrape::Scraper::stop);
         drain_servers(self.servers, deadline).await;
+        if let Some(stopped) = scraper_stopped
+            && tokio::time::timeout_at(deadline, stopped).await.is_err()
+        {
+            warn!("scrape loops outlived the shutdown grace");
+        }
 
         if !opening_done {
             match tokio::time::timeout_at(deadline, &mut opening).await {

@@ -6,7 +6,7 @@
 use std::io::Read;
 
 use axum::http::HeaderMap;
-use axum::http::header::CONTENT_ENCODING;
+use axum::http::header::{AUTHORIZATION, CONTENT_ENCODING};
 use bytes::Bytes;
 use proto::TenantId;
 
@@ -118,19 +118,58 @@ pub fn decode_body(headers: &HeaderMap, body: Bytes, config: &Config) -> Result<
     )
 }
 
-/// The tenant named by the configured tenant header, or the default tenant.
+/// The tenant of a write: from its bearer token when tokens are configured (and the
+/// tenant header, if present, must agree), else from the tenant header, else the default.
 pub fn tenant(headers: &HeaderMap, config: &Config) -> Result<TenantId> {
-    match headers.get(config.tenant_header.as_str()) {
-        None => TenantId::new(config.default_tenant.as_str())
-            .map_err(|e| Error::InvalidConfig(e.to_string())),
+    let named = match headers.get(config.tenant_header.as_str()) {
+        None => None,
         Some(value) => {
             let name = value.to_str().map_err(|_| {
                 Error::BadRequest(format!("{} header is not ascii", config.tenant_header))
             })?;
-            TenantId::new(name)
-                .map_err(|e| Error::BadRequest(format!("{}: {e}", config.tenant_header)))
+            Some(
+                TenantId::new(name)
+                    .map_err(|e| Error::BadRequest(format!("{}: {e}", config.tenant_header)))?,
+            )
+        }
+    };
+    if config.tenant_tokens.is_empty() {
+        return match named {
+            Some(tenant) => Ok(tenant),
+            None => TenantId::new(config.default_tenant.as_str())
+                .map_err(|e| Error::InvalidConfig(e.to_string())),
+        };
+    }
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or_else(|| Error::Unauthenticated("missing bearer token".to_string()))?;
+    // Compare every configured token in full so timing does not reveal which prefix matched.
+    let mut owner = None;
+    for entry in &config.tenant_tokens {
+        if constant_time_eq(entry.token.as_bytes(), presented.as_bytes()) {
+            owner = Some(entry.tenant.as_str());
         }
     }
+    let owner = owner.ok_or_else(|| Error::Unauthenticated("unknown bearer token".to_string()))?;
+    let owner = TenantId::new(owner).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    match named {
+        Some(tenant) if tenant != owner => Err(Error::PermissionDenied(format!(
+            "this token may not write to tenant {tenant}"
+        ))),
+        _ => Ok(owner),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -171,6 +210,48 @@ mod tests {
         assert!(matches!(
             decompress(Encoding::Gzip, body, 1000),
             Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn tokens_bind_writes_to_their_tenant() {
+        let config = Config {
+            tenant_tokens: vec![
+                crate::config::TenantToken {
+                    tenant: "team-a".into(),
+                    token: "a".repeat(20),
+                },
+                crate::config::TenantToken {
+                    tenant: "team-b".into(),
+                    token: "b".repeat(20),
+                },
+            ],
+            ..Config::default()
+        };
+        let mut headers = HeaderMap::new();
+        assert!(matches!(
+            tenant(&headers, &config),
+            Err(Error::Unauthenticated(_))
+        ));
+        headers.insert(
+            AUTHORIZATION,
+            format!("Bearer {}", "c".repeat(20)).parse().unwrap(),
+        );
+        assert!(matches!(
+            tenant(&headers, &config),
+            Err(Error::Unauthenticated(_))
+        ));
+        headers.insert(
+            AUTHORIZATION,
+            format!("Bearer {}", "b".repeat(20)).parse().unwrap(),
+        );
+        assert_eq!(tenant(&headers, &config).unwrap().as_str(), "team-b");
+        headers.insert("X-Scope-OrgID", "team-b".parse().unwrap());
+        assert_eq!(tenant(&headers, &config).unwrap().as_str(), "team-b");
+        headers.insert("X-Scope-OrgID", "team-a".parse().unwrap());
+        assert!(matches!(
+            tenant(&headers, &config),
+            Err(Error::PermissionDenied(_))
         ));
     }
 

@@ -3,6 +3,7 @@
 use proto::{ByteSize, TenantId};
 use serde::{Deserialize, Serialize};
 
+use crate::scrape::{ScrapeConfig, validate_scrape_configs};
 use crate::{Error, Result};
 
 /// Limits and tenant settings shared by every write protocol.
@@ -21,6 +22,31 @@ pub struct Config {
     pub max_labels_per_series: usize,
     /// Longest label value accepted, in bytes; longer is a 400.
     pub max_label_value_length: usize,
+    /// Prometheus scrape jobs (`[[ingest.scrape_configs]]`); none by default.
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Bearer tokens, each bound to one tenant (`[[ingest.tenant_tokens]]`). When any is
+    /// set, every write must carry `Authorization: Bearer <token>` and lands in that
+    /// token's tenant; a tenant header naming another tenant is refused (403).
+    pub tenant_tokens: Vec<TenantToken>,
+}
+
+/// A bearer token and the one tenant it may write to.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantToken {
+    /// The tenant.
+    pub tenant: String,
+    /// The secret the client sends as `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+impl std::fmt::Debug for TenantToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantToken")
+            .field("tenant", &self.tenant)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -32,6 +58,8 @@ impl Default for Config {
             tenant_header: "X-Scope-OrgID".to_string(),
             max_labels_per_series: 64,
             max_label_value_length: 2048,
+            scrape_configs: Vec::new(),
+            tenant_tokens: Vec::new(),
         }
     }
 }
@@ -66,6 +94,23 @@ impl Config {
         }
         if self.max_label_value_length == 0 {
             return invalid("ingest.max_label_value_length must be greater than zero".to_string());
+        }
+        validate_scrape_configs(&self.scrape_configs)?;
+        for (i, entry) in self.tenant_tokens.iter().enumerate() {
+            if let Err(error) = TenantId::new(entry.tenant.as_str()) {
+                return invalid(format!("ingest.tenant_tokens[{i}].tenant: {error}"));
+            }
+            if entry.token.len() < 16 || !entry.token.bytes().all(|b| b.is_ascii_graphic()) {
+                return invalid(format!(
+                    "ingest.tenant_tokens[{i}].token must be at least 16 printable ascii characters"
+                ));
+            }
+            if self.tenant_tokens[..i]
+                .iter()
+                .any(|other| other.token == entry.token)
+            {
+                return invalid(format!("ingest.tenant_tokens[{i}].token is used twice"));
+            }
         }
         Ok(())
     }

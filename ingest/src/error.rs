@@ -13,6 +13,12 @@ pub enum Error {
     /// The request is malformed; the message names the problem.
     #[error("{0}")]
     BadRequest(String),
+    /// The request carries no valid bearer token while tokens are configured.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The token does not belong to the tenant the request names.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The body (as sent or once decompressed) is over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -33,6 +39,8 @@ impl Error {
         match self {
             Error::InvalidConfig(_) | Error::BadRequest(_) => ErrorCode::InvalidArgument,
             Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Error::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Error::NotReady(_) => ErrorCode::Unavailable,
             Error::Storage(e) => e.code(),
         }

@@ -19,15 +19,18 @@ pub mod body;
 mod config;
 mod error;
 pub mod es;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod loki;
 pub mod normalize;
 pub mod otlp;
 pub mod remote_write;
+pub mod scrape;
 mod service;
 pub mod spanmetrics;
 pub mod zipkin;
 
-pub use config::Config;
+pub use config::{Config, TenantToken};
 pub use error::{Error, Result};
 pub use service::{IngestService, IngestStats, Protocol, SPAN_METRICS_INTERVAL};
 

@@ -4,6 +4,10 @@
 pub enum ErrorCode {
     /// The request is malformed or names something invalid (HTTP 400).
     InvalidArgument,
+    /// The request carries no valid credentials (HTTP 401).
+    Unauthenticated,
+    /// The credentials do not allow this request (HTTP 403).
+    PermissionDenied,
     /// The named resource does not exist (HTTP 404).
     NotFound,
     /// The request body is larger than allowed (HTTP 413).
@@ -23,6 +27,8 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::InvalidArgument => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::PermissionDenied => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::TooManyRequests => 429,
@@ -35,6 +41,8 @@ impl ErrorCode {
     pub fn grpc_code(self) -> i32 {
         match self {
             ErrorCode::InvalidArgument => 3,
+            ErrorCode::Unauthenticated => 16,
+            ErrorCode::PermissionDenied => 7,
             ErrorCode::NotFound => 5,
             ErrorCode::PayloadTooLarge | ErrorCode::TooManyRequests => 8,
             ErrorCode::Unavailable => 14,

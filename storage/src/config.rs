@@ -45,6 +45,9 @@ pub struct Config {
     pub spans_retention: HumanDuration,
     /// Memory budget of the tantivy writer that indexes one log segment.
     pub log_index_memory: ByteSize,
+    /// Most metric series one tenant may have; a write that would create more is
+    /// refused whole (400). `0` means no limit.
+    pub max_series_per_tenant: u64,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             logs_retention: HumanDuration::secs(7 * 86_400),
             spans_retention: HumanDuration::secs(7 * 86_400),
             log_index_memory: ByteSize::mib(64),
+            max_series_per_tenant: 2_000_000,
         }
     }
 }

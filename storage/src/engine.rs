@@ -230,7 +230,12 @@ impl Storage {
             metadata: write.metadata.clone(),
             ..MetricsRecord::default()
         };
-        let ids = resolve_series(&catalog, write, &mut record.new_series);
+        let ids = resolve_series(
+            &catalog,
+            write,
+            &mut record.new_series,
+            self.config.max_series_per_tenant,
+        )?;
         for (series, id) in write.series.iter().zip(&ids) {
             record
                 .samples
@@ -449,7 +454,8 @@ fn resolve_series(
     catalog: &TenantCatalog,
     write: &MetricsWrite,
     new_series: &mut Vec<(SeriesId, Labels)>,
-) -> Vec<SeriesId> {
+    max_series: u64,
+) -> Result<Vec<SeriesId>> {
     let mut ids = Vec::with_capacity(write.series.len());
     let mut missing = Vec::new();
     {
@@ -466,6 +472,21 @@ fn resolve_series(
     }
     if !missing.is_empty() {
         let mut index = write_lock(&catalog.series);
+        if max_series > 0 {
+            let mut to_create: Vec<&Labels> = missing
+                .iter()
+                .map(|i| &write.series[*i].labels)
+                .filter(|labels| index.get(labels).is_none())
+                .collect();
+            to_create.sort_unstable();
+            to_create.dedup();
+            if index.len() as u64 + to_create.len() as u64 > max_series {
+                return Err(Error::InvalidWrite(format!(
+                    "the tenant's series limit ({max_series}) is reached: {} new series refused",
+                    to_create.len()
+                )));
+            }
+        }
         for i in missing {
             let (id, created) = index.get_or_create(&write.series[i].labels);
             if created {
@@ -474,7 +495,7 @@ fn resolve_series(
             ids[i] = id;
         }
     }
-    ids
+    Ok(ids)
 }
 
 /// Puts a metrics record into the catalog and memtable (after it is durable, or on replay).

@@ -223,3 +223,40 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_series_limit_refuses_a_whole_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = storage::Config {
+        max_series_per_tenant: 3,
+        ..small_config()
+    };
+    let storage = open(dir.path(), config).await;
+    let write = |instances: &[&str]| {
+        metrics(
+            instances
+                .iter()
+                .map(|i| series_write("up", i, &[(1000, 1.0)]))
+                .collect(),
+        )
+    };
+    storage
+        .append_metrics(&tenant(), &write(&["a", "b"]))
+        .await
+        .unwrap();
+    // Two new series would make four: the whole write is refused, nothing is stored.
+    let error = storage
+        .append_metrics(&tenant(), &write(&["a", "c", "d"]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), proto::ErrorCode::InvalidArgument);
+    assert!(error.to_string().contains("series limit (3)"), "{error}");
+    assert_eq!(all_samples(&storage, "up").await.len(), 2);
+    // Existing series keep accepting samples, and one more new series fits.
+    storage
+        .append_metrics(&tenant(), &write(&["a", "b", "c", "c"]))
+        .await
+        .unwrap();
+    assert_eq!(storage.stats().series, 3);
+    storage.close().await.unwrap();
+}

@@ -90,6 +90,7 @@ fn ingest_error(error: &Error) -> Response {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let kind = match status.as_u16() {
         400 => "illegal_argument_exception",
+        401 | 403 => "security_exception",
         413 => "content_too_long_exception",
         429 => "es_rejected_execution_exception",
         503 => "unavailable_shards_exception",

@@ -31,7 +31,21 @@ fn check_labels(labels: &[(String, String)], position: usize) -> Result<(), Stri
             "stream {position}: at least one label pair is required per stream"
         ));
     }
+    if let Some((name, _)) = labels.iter().find(|(name, _)| !is_label_name(name)) {
+        return Err(format!(
+            "stream {position}: invalid label name {name:?} (use [a-zA-Z_][a-zA-Z0-9_]*)"
+        ));
+    }
     Ok(())
+}
+
+/// Loki (like Prometheus) accepts `[a-zA-Z_][a-zA-Z0-9_]*` as stream label names.
+fn is_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn json_text_map(value: &Value, what: &str) -> Result<Vec<(String, String)>, String> {
@@ -152,6 +166,20 @@ pub fn decode_proto(body: &[u8]) -> Result<Vec<Stream>, String> {
             Ok(Stream { labels, entries })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod label_name_tests {
+    use super::*;
+
+    #[test]
+    fn json_streams_with_invalid_label_names_are_refused() {
+        let labels = vec![("ser]vice_naje".to_string(), "支付".to_string())];
+        let error = check_labels(&labels, 0).unwrap_err();
+        assert!(error.contains("invalid label name"), "{error}");
+        assert!(check_labels(&[("service_name".into(), "x".into())], 0).is_ok());
+        assert!(!is_label_name("1abc") && !is_label_name("") && is_label_name("_a1"));
+    }
 }
 
 #[cfg(test)]

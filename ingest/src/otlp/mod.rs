@@ -13,13 +13,13 @@
 //! record of a request is invalid the whole request is a 400 (`INVALID_ARGUMENT`).
 
 mod convert;
-mod decode;
+pub(crate) mod decode;
 pub mod grpc;
-mod logs;
-mod metrics;
+pub(crate) mod logs;
+pub(crate) mod metrics;
 mod points;
 mod prom;
-mod traces;
+pub(crate) mod traces;
 
 use axum::Router;
 use axum::body::Bytes;

@@ -144,7 +144,7 @@ impl Builder {
 }
 
 /// Checks count, names and value lengths of raw label pairs.
-fn check_pairs(
+pub(crate) fn check_pairs(
     limits: &Limits,
     what: &str,
     index: usize,
@@ -175,7 +175,7 @@ fn check_pairs(
 }
 
 /// Builds an exemplar: `trace_id`/`span_id` become ids when they parse, other labels stay.
-fn exemplar(
+pub(crate) fn exemplar(
     limits: &Limits,
     index: usize,
     pairs: Vec<(String, String)>,

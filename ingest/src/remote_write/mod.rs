@@ -9,7 +9,7 @@
 //! request is validated whole and rejected whole (nothing stored); native histograms,
 //! which storage cannot hold yet, are skipped and counted instead of failing the batch.
 
-mod convert;
+pub(crate) mod convert;
 mod decode;
 #[cfg(test)]
 mod tests;
