@@ -14,6 +14,9 @@
 //! Figures in BENCHMARKS.md.
 #![allow(clippy::print_stdout)]
 
+#[path = "workload.rs"]
+mod workload;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,35 +34,7 @@ const SAMPLES_PER_REQUEST: usize = 2000;
 const CONNECTIONS: usize = 4;
 const ROUND_MS: i64 = 15_000;
 
-const SERVICES: [&str; 27] = [
-    "zuul-gateway",
-    "oauth2-auth",
-    "eureka-registry",
-    "project",
-    "funding",
-    "asset",
-    "interest-settlement",
-    "finance",
-    "ta",
-    "sales",
-    "family-trust",
-    "abs",
-    "workflow-engine",
-    "rules-engine",
-    "risk",
-    "regulatory-reporting",
-    "report",
-    "e-signature",
-    "sms",
-    "mail",
-    "invoicing",
-    "bank-transfer",
-    "valuation",
-    "company-info",
-    "open-api",
-    "xxl-job",
-    "portal",
-];
+use workload::SERVICES;
 const BUCKETS: [&str; 8] = ["0.005", "0.01", "0.05", "0.1", "0.25", "0.5", "1.0", "+Inf"];
 /// Series per (route, status) group of one instance: 8 buckets, count, sum, max, active.
 const FAMILY: usize = 12;
