@@ -55,21 +55,15 @@ async fn export_traces(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let format = match Format::from_headers(&headers) {
-        Ok(format) => format,
-        Err(refused) => return refused.into_response(),
-    };
-    let result = async {
-        let tenant = body::tenant(&headers, service.config())?;
-        let bytes = body::decode_body(&headers, body, service.config())?;
-        let request: ExportTraceServiceRequest = decode(format, &bytes)?;
-        traces::export(&service, Protocol::OtlpHttp, &tenant, request).await
-    }
-    .await;
-    match result {
-        Ok(response) => respond(format, &response),
-        Err(error) => respond_error(format, &error),
-    }
+    handle::<ExportTraceServiceRequest, _, _, _>(
+        service,
+        headers,
+        body,
+        |service, tenant, request| async move {
+            traces::export(&service, Protocol::OtlpHttp, &tenant, request).await
+        },
+    )
+    .await
 }
 
 async fn export_metrics(
@@ -77,21 +71,15 @@ async fn export_metrics(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let format = match Format::from_headers(&headers) {
-        Ok(format) => format,
-        Err(refused) => return refused.into_response(),
-    };
-    let result = async {
-        let tenant = body::tenant(&headers, service.config())?;
-        let bytes = body::decode_body(&headers, body, service.config())?;
-        let request: ExportMetricsServiceRequest = decode(format, &bytes)?;
-        metrics::export(&service, Protocol::OtlpHttp, &tenant, request).await
-    }
-    .await;
-    match result {
-        Ok(response) => respond(format, &response),
-        Err(error) => respond_error(format, &error),
-    }
+    handle::<ExportMetricsServiceRequest, _, _, _>(
+        service,
+        headers,
+        body,
+        |service, tenant, request| async move {
+            metrics::export(&service, Protocol::OtlpHttp, &tenant, request).await
+        },
+    )
+    .await
 }
 
 async fn export_logs(
@@ -99,6 +87,31 @@ async fn export_logs(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    handle::<ExportLogsServiceRequest, _, _, _>(
+        service,
+        headers,
+        body,
+        |service, tenant, request| async move {
+            logs::export(&service, Protocol::OtlpHttp, &tenant, request).await
+        },
+    )
+    .await
+}
+
+/// The shape every OTLP/HTTP export shares: content type, tenant, capped body, decode,
+/// export, and an answer in the request's own encoding.
+async fn handle<Req, Resp, F, Fut>(
+    service: IngestService,
+    headers: HeaderMap,
+    body: Bytes,
+    export: F,
+) -> Response
+where
+    Req: prost::Message + Default + serde::de::DeserializeOwned,
+    Resp: prost::Message + serde::Serialize + Default + PartialEq,
+    F: FnOnce(IngestService, proto::TenantId, Req) -> Fut,
+    Fut: Future<Output = crate::Result<Resp>>,
+{
     let format = match Format::from_headers(&headers) {
         Ok(format) => format,
         Err(refused) => return refused.into_response(),
@@ -106,8 +119,8 @@ async fn export_logs(
     let result = async {
         let tenant = body::tenant(&headers, service.config())?;
         let bytes = body::decode_body(&headers, body, service.config())?;
-        let request: ExportLogsServiceRequest = decode(format, &bytes)?;
-        logs::export(&service, Protocol::OtlpHttp, &tenant, request).await
+        let request: Req = decode(format, &bytes)?;
+        export(service.clone(), tenant, request).await
     }
     .await;
     match result {
