@@ -12,6 +12,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: the write path allocates many small
+/// strings per request (labels, attributes), and glibc malloc was ~30 % of the CPU of a
+/// remote_write load in a profile (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One server for metrics, logs and traces that pinpoints the failing hop.
 #[derive(Debug, Parser)]
 #[command(name = "sightline", version, about)]
