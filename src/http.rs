@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ingest::IngestService;
 use proto::ErrorCode;
+use query::{QueryContext, TenantResolver};
 use serde::Serialize;
 use storage::Storage;
 use tracing::{error, info, warn};
@@ -41,19 +42,26 @@ struct Inner {
     started: Instant,
     storage: OnceLock<Arc<Storage>>,
     ingest: IngestService,
+    query: QueryContext,
     shutting_down: AtomicBool,
     body_limit: usize,
 }
 
 impl AppState {
     /// Builds the state of a server that has not opened storage yet.
-    /// `body_limit` caps every request body, in bytes; `ingest` configures the receivers.
-    pub fn new(body_limit: usize, ingest: ingest::Config) -> Self {
+    /// `body_limit` caps every request body, in bytes; `ingest` configures the receivers
+    /// and `query` the read APIs. Reads and writes resolve tenants by the same rule.
+    pub fn new(body_limit: usize, ingest: ingest::Config, query: query::Config) -> Self {
+        let tenant_rule = ingest.clone();
+        let resolver: TenantResolver = Arc::new(move |headers| {
+            ingest::body::tenant(headers, &tenant_rule).map_err(|e| (e.code(), e.to_string()))
+        });
         AppState {
             inner: Arc::new(Inner {
                 started: Instant::now(),
                 storage: OnceLock::new(),
                 ingest: IngestService::new(ingest),
+                query: QueryContext::new(query, resolver),
                 shutting_down: AtomicBool::new(false),
                 body_limit,
             }),
@@ -64,6 +72,7 @@ impl AppState {
     /// Only the first call has an effect.
     pub fn set_storage(&self, storage: Arc<Storage>) {
         self.inner.ingest.set_storage(storage.clone());
+        self.inner.query.set_storage(storage.clone());
         if self.inner.storage.set(storage).is_err() {
             warn!("storage was already set; keeping the first engine");
         }
@@ -77,6 +86,11 @@ impl AppState {
     /// Returns the service the write protocols go through.
     pub fn ingest(&self) -> &IngestService {
         &self.inner.ingest
+    }
+
+    /// Returns the state of the read APIs.
+    pub fn query(&self) -> &QueryContext {
+        &self.inner.query
     }
 
     /// Marks the server as shutting down: `/ready` answers 503 from now on.
@@ -110,7 +124,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/admin/flush", post(admin_flush))
         .with_state(state.clone())
         .merge(ingest::router(state.ingest().clone()))
+        .merge(query::router(state.query().clone()))
         .layer(DefaultBodyLimit::max(body_limit))
+}
+
+/// Returns the router of the Jaeger listener: the Jaeger query API plus `/health` and
+/// `/ready`.
+pub fn jaeger_router(state: AppState) -> Router {
+    lifecycle_router(state.clone()).merge(query::jaeger_router(state.query().clone()))
 }
 
 /// Returns the router of the OTLP/HTTP listener: the OTLP routes plus `/health` and `/ready`.
@@ -326,7 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn health_is_ok_and_ready_waits_for_storage() {
-        let state = AppState::new(1024, ingest::Config::default());
+        let state = AppState::new(1024, ingest::Config::default(), query::Config::default());
         let (status, _) = call(app(state.clone()), "GET", "/health").await;
         assert_eq!(status, StatusCode::OK);
 
@@ -344,7 +365,11 @@ mod tests {
     #[tokio::test]
     async fn flush_before_storage_opens_is_503_with_retry_after() {
         let (status, response) = call(
-            app(AppState::new(1024, ingest::Config::default())),
+            app(AppState::new(
+                1024,
+                ingest::Config::default(),
+                query::Config::default(),
+            )),
             "POST",
             "/api/v1/admin/flush",
         )
@@ -359,7 +384,11 @@ mod tests {
     #[tokio::test]
     async fn metrics_answer_before_storage_opens() {
         let (status, response) = call(
-            app(AppState::new(1024, ingest::Config::default())),
+            app(AppState::new(
+                1024,
+                ingest::Config::default(),
+                query::Config::default(),
+            )),
             "GET",
             "/metrics",
         )
@@ -375,7 +404,11 @@ mod tests {
     #[tokio::test]
     async fn lifecycle_router_serves_only_lifecycle() {
         let (status, _) = call(
-            lifecycle_router(AppState::new(1024, ingest::Config::default())),
+            lifecycle_router(AppState::new(
+                1024,
+                ingest::Config::default(),
+                query::Config::default(),
+            )),
             "GET",
             "/metrics",
         )

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::Config;
-use crate::http::{AppState, app, es_router, lifecycle_router, otlp_http_router};
+use crate::http::{AppState, app, es_router, jaeger_router, otlp_http_router};
 
 /// A started server. Dropping it does not stop the server; resolve the shutdown
 /// future given to [`run`] and then [`wait`](Running::wait).
@@ -100,13 +100,13 @@ pub async fn run(
         server,
         storage: storage_config,
         ingest,
-        query: _,
+        query,
         telemetry: _,
     } = config;
 
     let body_limit = usize::try_from(ingest.max_request_size.bytes())
         .context("ingest.max_request_size does not fit in memory")?;
-    let state = AppState::new(body_limit, ingest.clone());
+    let state = AppState::new(body_limit, ingest.clone(), query);
 
     let http = bind("server.listen", server.listen).await?;
     let grpc = bind("server.grpc_listen", server.grpc_listen).await?;
@@ -137,7 +137,7 @@ pub async fn run(
         servers.push(serve("otlp_http", listener, router, &drain_receiver));
     }
     if let Some(listener) = jaeger {
-        let router = lifecycle_router(state.clone());
+        let router = jaeger_router(state.clone());
         servers.push(serve("jaeger", listener, router, &drain_receiver));
     }
     if let Some(listener) = es {

@@ -15,21 +15,19 @@
 //! It must not write data or depend on `ingest`; it reaches data only through the
 //! `storage` read API (scan requests with pushdown, full-text search, label index),
 //! and DataFusion types stay inside it.
-//!
-//! So far it holds the `[query]` configuration section, [`Config`]; the engine arrives
-//! with the query work.
 
+pub mod api;
 mod config;
+mod context;
+mod error;
+pub mod logql;
+pub mod patterns;
+pub mod promql;
+pub mod rca;
+pub mod sql;
+pub mod traces;
 
+pub use api::{jaeger_router, router};
 pub use config::Config;
-
-/// Everything that can go wrong in query.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration value is out of range.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
-}
-
-/// The query crate's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use context::{QueryContext, TenantResolver};
+pub use error::{Error, Result};

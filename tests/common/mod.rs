@@ -76,6 +76,14 @@ impl TestServer {
             .expect("otlp http listener is on")
     }
 
+    /// `http://127.0.0.1:<port>` of the Jaeger query listener; start the server with
+    /// `config.server.jaeger_listen = Listen::On(127.0.0.1:0)` to have one.
+    #[allow(dead_code)]
+    pub fn jaeger_url(&self) -> String {
+        let addr = self.running().jaeger_addr().expect("jaeger listener is on");
+        format!("http://{addr}")
+    }
+
     /// The service every write protocol goes through.
     pub fn ingest(&self) -> &ingest::IngestService {
         self.running().ingest()
