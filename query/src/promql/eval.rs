@@ -37,6 +37,8 @@ pub(crate) struct Evaluator {
     data: HashMap<usize, Vec<Loaded>>,
     pub query_start: i64,
     pub query_end: i64,
+    /// Step of a range query (0 for instant queries).
+    pub query_step: i64,
     lookback: i64,
     deadline: Instant,
     timeout: Duration,
@@ -169,6 +171,7 @@ impl Evaluator {
             data: HashMap::new(),
             query_start,
             query_end,
+            query_step: 0,
             lookback,
             deadline: Instant::now() + timeout,
             timeout,
@@ -748,12 +751,6 @@ fn vector_binop(
             (ls.v, rs.v)
         };
         let (mut v, keep) = elem_binop(op, vl, vr)?;
-        if return_bool {
-            v = if keep { 1.0 } else { 0.0 };
-        } else if !keep {
-            continue;
-        }
-        let metric = result_metric(&ls.labels, &rs.labels, m, include.as_deref());
         if one_to_one {
             if matched.contains_key(&sig) {
                 return Err(Error::Execution(
@@ -761,8 +758,15 @@ fn vector_binop(
                         .into(),
                 ));
             }
-            matched.insert(sig, HashSet::new());
-        } else {
+            matched.insert(sig.clone(), HashSet::new());
+        }
+        if return_bool {
+            v = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        let metric = result_metric(&ls.labels, &rs.labels, m, include.as_deref());
+        if !one_to_one {
             let set = matched.entry(sig).or_default();
             if !set.insert(metric.clone()) {
                 return Err(Error::Execution(

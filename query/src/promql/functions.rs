@@ -94,6 +94,22 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
     }
     match name {
         "time" => Ok(Val::Scalar(t as f64 / 1000.0)),
+        "step" => Ok(Val::Scalar(ev.query_step as f64 / 1000.0)),
+        "range" => Ok(Val::Scalar((ev.query_end - ev.query_start) as f64 / 1000.0)),
+        "start" => Ok(Val::Scalar(ev.query_start as f64 / 1000.0)),
+        "end" => Ok(Val::Scalar(ev.query_end as f64 / 1000.0)),
+        "min_of" | "max_of" => {
+            let mut acc = ev.eval_scalar(arg(c, 0)?, t)?;
+            for a in c.args.args.iter().skip(1) {
+                let v = ev.eval_scalar(a, t)?;
+                acc = if name == "min_of" {
+                    go_min(acc, v)
+                } else {
+                    go_max(acc, v)
+                };
+            }
+            Ok(Val::Scalar(acc))
+        }
         "pi" => Ok(Val::Scalar(std::f64::consts::PI)),
         "vector" => {
             let v = ev.eval_scalar(arg(c, 0)?, t)?;
@@ -471,7 +487,22 @@ fn range_value(name: &str, s: &Series, m: &Matrix, scalars: &[f64], t: i64) -> R
             let mut vals: Vec<f64> = values().collect();
             Some(quantile(q, &mut vals))
         }
+        "ts_of_min_over_time" | "ts_of_max_over_time" => {
+            let min = name == "ts_of_min_over_time";
+            let (mut best_t, mut best) = p[0];
+            for (ts, v) in p.iter().copied() {
+                let better = if min { v <= best } else { v >= best };
+                if better || best.is_nan() {
+                    best = v;
+                    best_t = ts;
+                }
+            }
+            Some(best_t as f64 / 1000.0)
+        }
         "mad_over_time" => {
+            if values().any(f64::is_nan) {
+                return Ok(Some(f64::NAN));
+            }
             let mut vals: Vec<f64> = values().collect();
             let median = quantile(0.5, &mut vals);
             let mut dev: Vec<f64> = vals.iter().map(|v| (v - median).abs()).collect();

@@ -171,6 +171,9 @@ impl Engine {
                 };
                 let mut ev =
                     eval::Evaluator::new(window.start, window.end, lookback, timeout, max_samples);
+                if window.range {
+                    ev.query_step = window.step;
+                }
                 let _ = needs_tx.send(ev.needs(&expr));
                 let result = match data_rx.blocking_recv() {
                     Ok(Ok((data, samples))) => ev

@@ -49,12 +49,35 @@ struct Eval {
 
 fn parse_duration_ms(text: &str) -> Option<i64> {
     let text = text.trim();
-    if let Ok(d) = promql_parser::util::parse_duration(text) {
-        return Some(d.as_millis() as i64);
+    if let Ok(s) = text.parse::<f64>() {
+        return Some((s * 1000.0).round() as i64);
     }
-    text.parse::<f64>()
-        .ok()
-        .map(|s| (s * 1000.0).round() as i64)
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let mut total = 0i64;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            _ => return None,
+        };
+        total += n * unit;
+        rest = &rest[unit_len..];
+    }
+    Some(if negative { -total } else { total })
 }
 
 fn parse_float(text: &str) -> Option<f64> {
@@ -568,7 +591,7 @@ pub async fn run_file(text: &str, verbose: bool) -> FileResult {
         if let Some(rest) = line.strip_prefix("load") {
             let interval = rest
                 .split_whitespace()
-                .next()
+                .last()
                 .and_then(parse_duration_ms)
                 .unwrap_or(60_000);
             load(&storage, interval, &block).await;
