@@ -359,3 +359,6 @@ fn finish_matrix(series: Vec<value::Series>) -> Result<Vec<RangeSeries>> {
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;
