@@ -11,7 +11,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{
     AtModifier, BinaryExpr, Expr, LabelModifier, MatrixSelector, Offset, SubqueryExpr,
-    VectorMatchCardinality, VectorSelector,
+    VectorMatchCardinality, VectorMatchFillValues, VectorSelector,
 };
 use proto::TenantId;
 use storage::Storage;
@@ -499,6 +499,11 @@ impl Evaluator {
                             .as_ref()
                             .map(|m| m.card.clone())
                             .unwrap_or(VectorMatchCardinality::OneToOne);
+                        let fills = b
+                            .modifier
+                            .as_ref()
+                            .map(|m| m.fill_values.clone())
+                            .unwrap_or_default();
                         Ok(Val::Vector(vector_binop(
                             op,
                             l,
@@ -506,6 +511,7 @@ impl Evaluator {
                             &matching,
                             &card,
                             return_bool,
+                            &fills,
                         )?))
                     }
                 }
@@ -706,8 +712,10 @@ fn vector_binop(
     m: &Matching,
     card: &VectorMatchCardinality,
     return_bool: bool,
+    fills: &VectorMatchFillValues,
 ) -> Result<Vec<Sample>> {
-    if lhs.is_empty() || rhs.is_empty() {
+    let fill_any = fills.lhs.is_some() || fills.rhs.is_some();
+    if (lhs.is_empty() || rhs.is_empty()) && !fill_any {
         return Ok(Vec::new());
     }
     let (include, one_to_many) = match card {
@@ -739,17 +747,54 @@ fn vector_binop(
     }
     let mut matched: HashMap<Lbls, HashSet<Lbls>> = HashMap::new();
     let mut out = Vec::new();
-    for ls in &lhs {
+    let mut rhs_matched = vec![false; rhs.len()];
+    // Fill values for a missing "one"-side (internal rhs) or "many"-side (internal lhs) match.
+    let (fill_rhs, fill_lhs) = if one_to_many {
+        (fills.lhs, fills.rhs)
+    } else {
+        (fills.rhs, fills.lhs)
+    };
+    let mut pairs: Vec<(Sample, Option<usize>, f64)> = Vec::new();
+    for ls in lhs {
         let sig = m.signature(&ls.labels);
-        let Some(ri) = right.get(&sig) else {
-            continue;
-        };
-        let rs = &rhs[*ri];
-        let (vl, vr) = if one_to_many {
-            (rs.v, ls.v)
-        } else {
-            (ls.v, rs.v)
-        };
+        match right.get(&sig) {
+            Some(ri) => {
+                rhs_matched[*ri] = true;
+                let v = rhs[*ri].v;
+                pairs.push((ls, Some(*ri), v));
+            }
+            None => {
+                if let Some(fill) = fill_rhs {
+                    pairs.push((ls, None, fill));
+                }
+            }
+        }
+    }
+    if let Some(fill) = fill_lhs {
+        for (ri, rs) in rhs.iter().enumerate() {
+            if rhs_matched[ri] {
+                continue;
+            }
+            let mut labels = m.signature(&rs.labels);
+            if let Some(include) = &include {
+                for name in include {
+                    super::value::set(&mut labels, name, get(&rs.labels, name));
+                }
+            }
+            let synthetic = Sample {
+                labels,
+                t: rs.t,
+                v: fill,
+                drop_name: false,
+            };
+            pairs.push((synthetic, Some(ri), rs.v));
+        }
+    }
+    let empty = Vec::new();
+    for (ls, ri, rv) in pairs {
+        let sig = m.signature(&ls.labels);
+        let rs_labels = ri.map_or(&empty, |i| &rhs[i].labels);
+        let (vl, vr) = if one_to_many { (rv, ls.v) } else { (ls.v, rv) };
         let (mut v, keep) = elem_binop(op, vl, vr)?;
         if one_to_one {
             if matched.contains_key(&sig) {
@@ -765,7 +810,7 @@ fn vector_binop(
         } else if !keep {
             continue;
         }
-        let metric = result_metric(&ls.labels, &rs.labels, m, include.as_deref());
+        let metric = result_metric(&ls.labels, rs_labels, m, include.as_deref());
         if !one_to_one {
             let set = matched.entry(sig).or_default();
             if !set.insert(metric.clone()) {
