@@ -369,7 +369,9 @@ impl Evaluator {
 
     /// The instant selector: the latest sample in `(t - lookback, t]`, unless stale.
     pub(crate) fn select_instant(&self, vs: &VectorSelector, t: i64) -> Vec<Sample> {
-        let t = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
+        let t = self
+            .at_time(&vs.at, t)
+            .saturating_sub(offset_ms(&vs.offset));
         let Some(series) = self.data.get(&key(vs)) else {
             return Vec::new();
         };
@@ -380,7 +382,7 @@ impl Evaluator {
                 continue;
             }
             let (ts, v) = (s.ts[idx - 1], s.vs[idx - 1]);
-            if ts <= t - self.lookback || is_stale(v) {
+            if ts <= t.saturating_sub(self.lookback) || is_stale(v) {
                 continue;
             }
             out.push(Sample {
@@ -396,8 +398,10 @@ impl Evaluator {
     /// The range selector: samples in `(t - range, t]`, staleness markers removed.
     pub(crate) fn select_range(&self, ms: &MatrixSelector, t: i64) -> Matrix {
         let vs = &ms.vs;
-        let end = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
-        let start = end - ms.range.as_millis() as i64;
+        let end = self
+            .at_time(&vs.at, t)
+            .saturating_sub(offset_ms(&vs.offset));
+        let start = end.saturating_sub(ms.range.as_millis() as i64);
         let mut out = Vec::new();
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
@@ -426,18 +430,21 @@ impl Evaluator {
 
     /// A subquery: the inner expression at every aligned step in `(t - range, t]`.
     fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<Matrix> {
-        let end = self.at_time(&sq.at, t) - offset_ms(&sq.offset);
-        let start = end - sq.range.as_millis() as i64;
+        let end = self
+            .at_time(&sq.at, t)
+            .saturating_sub(offset_ms(&sq.offset));
+        let start = end.saturating_sub(sq.range.as_millis() as i64);
         let step = sq
             .step
             .map(|s| s.as_millis() as i64)
             .unwrap_or(DEFAULT_SUBQUERY_STEP_MS)
             .max(1);
-        let mut ts = step * (start / step);
+        let mut ts = step.saturating_mul(start / step);
         if ts <= start {
-            ts += step;
+            ts = ts.saturating_add(step);
         }
-        let steps = ((end - ts) / step + 1).max(0) as u64;
+        let steps =
+            ((end as i128 - ts as i128) / step as i128 + 1).clamp(0, u64::MAX as i128) as u64;
         self.charge(steps)?;
         let mut index: HashMap<(Lbls, bool), usize> = HashMap::new();
         let mut series: Vec<Series> = Vec::new();
@@ -457,7 +464,10 @@ impl Evaluator {
                     )));
                 }
             }
-            ts += step;
+            match ts.checked_add(step) {
+                Some(next) => ts = next,
+                None => break,
+            }
         }
         Ok(Matrix { series, start, end })
     }
@@ -748,12 +758,8 @@ fn vector_binop(
     let mut matched: HashMap<Lbls, HashSet<Lbls>> = HashMap::new();
     let mut out = Vec::new();
     let mut rhs_matched = vec![false; rhs.len()];
-    // Fill values for a missing "one"-side (internal rhs) or "many"-side (internal lhs) match.
-    let (fill_rhs, fill_lhs) = if one_to_many {
-        (fills.lhs, fills.rhs)
-    } else {
-        (fills.rhs, fills.lhs)
-    };
+    // Prometheus applies the fills after swapping sides for group_right.
+    let (fill_rhs, fill_lhs) = (fills.rhs, fills.lhs);
     let mut pairs: Vec<(Sample, Option<usize>, f64)> = Vec::new();
     for ls in lhs {
         let sig = m.signature(&ls.labels);
