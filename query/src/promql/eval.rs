@@ -1,8 +1,7 @@
 //! The evaluator: plans which samples every selector needs over the whole query
 //! window, loads them once, then evaluates the expression step by step in memory.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::MatchOp as PMatchOp;
@@ -33,11 +32,22 @@ pub(crate) struct Loaded {
     pub vs: Vec<f64>,
 }
 
+/// The inner series of one subquery node over the window last asked for.
+#[derive(Default)]
+struct SubqueryWindow {
+    /// First inner step of the last window.
+    from: Option<i64>,
+    /// The next inner step not evaluated yet.
+    next: Option<i64>,
+    index: SeriesIndex,
+    series: Vec<Series>,
+}
+
 /// Evaluation state of one query.
 pub(crate) struct Evaluator {
     data: HashMap<usize, Vec<Loaded>>,
     /// Inner results of each subquery node by inner step time.
-    subquery_cache: HashMap<usize, BTreeMap<i64, Arc<Val>>>,
+    subquery_cache: HashMap<usize, SubqueryWindow>,
     pub query_start: i64,
     pub query_end: i64,
     /// Step of a range query (0 for instant queries).
@@ -450,37 +460,45 @@ impl Evaluator {
         let steps =
             ((end as i128 - ts as i128) / step as i128 + 1).clamp(0, u64::MAX as i128) as u64;
         self.charge(steps)?;
-        let mut index = SeriesIndex::new();
-        let mut series: Vec<Series> = Vec::new();
         let key = std::ptr::from_ref(sq) as usize;
         // Inner steps are aligned to absolute multiples of the step, so consecutive outer
-        // steps share most of them: keep the inner results of the current window.
-        if let Some(cache) = self.subquery_cache.get_mut(&key) {
-            *cache = cache.split_off(&ts);
+        // steps share most of them: keep the series of the current window and only
+        // evaluate the new inner steps (restart when time goes backwards).
+        let mut window = self.subquery_cache.remove(&key).unwrap_or_default();
+        let reuse = window.from.is_some_and(|from| from <= ts)
+            && window.next.is_some_and(|next| next >= ts);
+        if !reuse {
+            window = SubqueryWindow::default();
+        }
+        for s in &mut window.series {
+            let keep = s.points.partition_point(|p| p.0 < ts);
+            s.points.drain(..keep);
+        }
+        window.from = Some(ts);
+        if let Some(next) = window.next {
+            ts = ts.max(next);
         }
         while ts <= end {
-            let cached = self
-                .subquery_cache
-                .get(&key)
-                .and_then(|c| c.get(&ts))
-                .cloned();
-            let value = match cached {
-                Some(v) => v,
-                None => {
-                    let v = Arc::new(self.eval(&sq.expr, ts)?);
-                    self.subquery_cache
-                        .entry(key)
-                        .or_default()
-                        .insert(ts, v.clone());
-                    v
-                }
-            };
-            match value.as_ref() {
-                Val::Scalar(v) => push_point(&mut index, &mut series, &Vec::new(), false, ts, *v),
+            let value = self.eval(&sq.expr, ts)?;
+            match value {
+                Val::Scalar(v) => push_point(
+                    &mut window.index,
+                    &mut window.series,
+                    &Vec::new(),
+                    false,
+                    ts,
+                    v,
+                ),
                 Val::Vector(samples) => {
-                    self.charge(samples.len() as u64)?;
-                    for s in samples {
-                        push_point(&mut index, &mut series, &s.labels, s.drop_name, ts, s.v);
+                    for s in &samples {
+                        push_point(
+                            &mut window.index,
+                            &mut window.series,
+                            &s.labels,
+                            s.drop_name,
+                            ts,
+                            s.v,
+                        );
                     }
                 }
                 other => {
@@ -495,6 +513,31 @@ impl Evaluator {
                 None => break,
             }
         }
+        window.next = Some(ts);
+        let series: Vec<Series> = window
+            .series
+            .iter()
+            .filter(|s| !s.points.is_empty() && s.points[s.points.len() - 1].0 <= end)
+            .map(|s| {
+                let n = s.points.partition_point(|p| p.0 <= end);
+                Series {
+                    labels: s.labels.clone(),
+                    points: s.points[..n].to_vec(),
+                    drop_name: s.drop_name,
+                }
+            })
+            .collect();
+        // Series that vanished from the window are dropped from the index now and then.
+        if window.series.len() > 2 * series.len() + 64 {
+            window.series.retain(|s| !s.points.is_empty());
+            window.index.clear();
+            for (i, s) in window.series.iter().enumerate() {
+                window.index.entry(s.labels.clone()).or_default()[usize::from(s.drop_name)] =
+                    Some(i);
+            }
+        }
+        self.charge(series.iter().map(|s| s.points.len() as u64).sum())?;
+        self.subquery_cache.insert(key, window);
         Ok(Matrix { series, start, end })
     }
 

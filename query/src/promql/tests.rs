@@ -367,3 +367,52 @@ async fn measure_range_query() {
         );
     }
 }
+
+#[tokio::test]
+async fn range_subqueries_match_instant_evaluation() {
+    let (e, _d) = engine(vec![
+        (
+            labels(&[("__name__", "c"), ("i", "1")]),
+            (0..120)
+                .map(|k| (k * 10_000, ((k * 7) % 13) as f64))
+                .collect(),
+        ),
+        (
+            labels(&[("__name__", "c"), ("i", "2")]),
+            (30..90).map(|k| (k * 10_000, k as f64)).collect(),
+        ),
+    ])
+    .await;
+    let t = TenantId::default();
+    for query in [
+        "max_over_time(rate(c[1m])[5m:30s])",
+        "sum_over_time(c[2m:20s] offset 1m)",
+        "avg_over_time(max_over_time(c[1m:10s])[3m:30s])",
+    ] {
+        let range = e.range(&t, query, 0, 1_200_000, 45_000).await.unwrap();
+        let Value::Matrix(series) = range.value else {
+            panic!("matrix expected")
+        };
+        let mut at = 0;
+        while at <= 1_200_000 {
+            let instant = vector(&e, query, at).await;
+            for (labels, v) in instant {
+                let s = series
+                    .iter()
+                    .find(|s| {
+                        s.labels
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                            .eq(labels.iter().cloned())
+                    })
+                    .unwrap_or_else(|| panic!("{query} at {at}: missing {labels:?}"));
+                let p = s.points.iter().find(|p| p.0 == at).unwrap();
+                assert!(
+                    (p.1 - v).abs() < 1e-9 || (p.1.is_nan() && v.is_nan()),
+                    "{query} at {at}"
+                );
+            }
+            at += 45_000;
+        }
+    }
+}
