@@ -80,7 +80,7 @@ const MAX_NESTING: usize = 256;
 /// Deepest expression tree evaluated.
 const MAX_DEPTH: usize = 1_000;
 /// Stack of the evaluation thread.
-const EVAL_STACK_BYTES: usize = 256 << 20;
+const EVAL_STACK_BYTES: usize = 64 << 20;
 
 /// What to evaluate: one instant, or steps from start to end.
 #[derive(Debug, Clone, Copy)]

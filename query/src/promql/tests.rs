@@ -416,3 +416,15 @@ async fn range_subqueries_match_instant_evaluation() {
         }
     }
 }
+
+#[tokio::test]
+async fn deepest_accepted_queries_evaluate() {
+    let (e, _d) = engine(vec![(labels(&[("__name__", "up")]), vec![(0, 1.0)])]).await;
+    let t = TenantId::default();
+    let nested = format!("{}up{}", "abs(".repeat(250), ")".repeat(250));
+    assert_eq!(vector(&e, &nested, 0).await[0].1, 1.0);
+    let chain = vec!["up"; 900].join(" + ");
+    assert_eq!(vector(&e, &chain, 0).await[0].1, 900.0);
+    let scalars = vec!["1"; 900].join(" * ");
+    assert!(e.range(&t, &scalars, 0, 60_000, 15_000).await.is_ok());
+}
