@@ -157,6 +157,7 @@ impl Engine {
         let (data_tx, data_rx) =
             tokio::sync::oneshot::channel::<Result<(HashMap<usize, Vec<eval::Loaded>>, u64)>>();
         let (result_tx, result_rx) = tokio::sync::oneshot::channel::<Result<Evaluated>>();
+        let query_for_log = query.to_string();
         let query = query.to_string();
         std::thread::Builder::new()
             .name("promql-eval".into())
@@ -196,10 +197,21 @@ impl Engine {
                 .await
                 .map_err(|_| Error::Internal("the evaluation thread stopped".into()))?
         };
-        match tokio::time::timeout(timeout + Duration::from_millis(100), work).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(timeout + Duration::from_millis(100), work).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(timeout)),
-        }
+        };
+        tracing::debug!(
+            query = %query_for_log,
+            start = window.start,
+            end = window.end,
+            step = window.step,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            ok = result.is_ok(),
+            "promql query"
+        );
+        result
     }
 }
 
