@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use promql_parser::parser::value::ValueType;
 use proto::ErrorCode;
 
 use crate::promql::{Engine, Evaluated, InstantSample, RangeSeries, Value};
@@ -155,6 +156,25 @@ fn check_query_options(params: &Params) -> Result<()> {
     Ok(())
 }
 
+/// Parses `query` up front, so that syntax errors answer `bad_data` with Prometheus'
+/// wording whatever the evaluator says; a range query also refuses range vectors and
+/// strings, as Prometheus does.
+fn check_query(query: &str, is_range: bool) -> Result<()> {
+    let expr = promql_parser::parser::parse(query)
+        .map_err(|e| Error::BadRequest(format!("invalid parameter \"query\": {e}")))?;
+    if is_range {
+        let kind = match expr.value_type() {
+            ValueType::Matrix => "range vector",
+            ValueType::String => "string",
+            ValueType::Vector | ValueType::Scalar => return Ok(()),
+        };
+        return Err(Error::BadRequest(format!(
+            "invalid parameter \"query\": invalid expression type \"{kind}\" for range query, must be Scalar or instant Vector"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs an evaluation under the time budget; parse errors get Prometheus' prefix.
 async fn evaluate(
     budget: Duration,
@@ -206,6 +226,7 @@ async fn instant_query(
     let budget = time_budget(&context, &params)?;
     check_query_options(&params)?;
     let query = params.value("query").unwrap_or("");
+    check_query(query, false)?;
     let engine = Engine::new(context.clone());
     let evaluated = evaluate(budget, engine.instant(&tenant, query, time)).await?;
     Ok(respond(evaluated, limit))
@@ -271,6 +292,7 @@ async fn range_query(
     let budget = time_budget(&context, &params)?;
     check_query_options(&params)?;
     let query = params.value("query").unwrap_or("");
+    check_query(query, true)?;
     let engine = Engine::new(context.clone());
     let mut evaluated = evaluate(budget, engine.range(&tenant, query, start, end, step)).await?;
     evaluated.value = into_matrix(evaluated.value)?;

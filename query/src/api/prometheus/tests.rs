@@ -296,3 +296,27 @@ fn range_results_become_sorted_matrices() {
     assert_eq!(warnings, [TRUNCATED_WARNING]);
     assert!(matches!(vector, Value::Vector(v) if v.len() == 1));
 }
+
+#[tokio::test]
+async fn queries_are_parsed_before_evaluation() {
+    let (_dir, router) = fixture().await;
+    let (status, body) = get_json(&router, "/api/v1/query?query=sum(up&time=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid parameter \"query\": ")
+    );
+    let (status, body) = post_form(
+        &router,
+        "/api/v1/query_range",
+        "query=up%5B5m%5D&start=1&end=100&step=10",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"],
+        "invalid parameter \"query\": invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+    );
+}
