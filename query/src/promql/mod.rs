@@ -1,8 +1,27 @@
 //! The PromQL engine: parse with `promql-parser`, evaluate over the storage engine as
 //! Prometheus 3.x does.
 //!
-//! The interface below is what the HTTP API (`api::prometheus`) calls; the evaluator
-//! behind it is being written.
+//! The interface below is what the HTTP API (`api::prometheus`) calls. Behind it:
+//! the query is parsed and evaluated on a dedicated thread with a large stack (deep
+//! expressions cannot overflow a runtime thread), which first lists the sample window
+//! every selector needs over the whole query; the async side loads those samples once
+//! (`select_series` + `scan_samples`), and the thread then steps through the query in
+//! memory. Name removal is delayed as in Prometheus 3 (`__name__` is dropped when the
+//! result is returned), lookback and range windows are left-open, staleness markers
+//! end a series.
+//!
+//! Modules: `eval` (planning, loading, selectors, subqueries, binary operators),
+//! `aggregate`, `functions`, `value` (internal value model and float helpers).
+
+mod aggregate;
+mod eval;
+mod functions;
+mod value;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::Expr;
 
 use proto::TenantId;
 use storage::series::Labels;
@@ -54,6 +73,24 @@ pub struct Engine {
     context: QueryContext,
 }
 
+/// Most points per series a range query may return (Prometheus' limit).
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+/// Deepest bracket nesting accepted in a query.
+const MAX_NESTING: usize = 256;
+/// Deepest expression tree evaluated.
+const MAX_DEPTH: usize = 1_000;
+/// Stack of the evaluation thread.
+const EVAL_STACK_BYTES: usize = 256 << 20;
+
+/// What to evaluate: one instant, or steps from start to end.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: i64,
+    end: i64,
+    step: i64,
+    range: bool,
+}
+
 impl Engine {
     /// Builds an engine reading through `context`.
     pub fn new(context: QueryContext) -> Self {
@@ -64,10 +101,13 @@ impl Engine {
     /// Parse errors are [`Error::BadRequest`] (`bad_data`), evaluation errors
     /// [`Error::Execution`], limits [`Error::TooLarge`], the timeout [`Error::Timeout`].
     pub async fn instant(&self, tenant: &TenantId, query: &str, time_ms: i64) -> Result<Evaluated> {
-        let _ = (&self.context, tenant, query, time_ms);
-        Err(Error::Execution(
-            "the PromQL evaluator is not built yet".into(),
-        ))
+        let window = Window {
+            start: time_ms,
+            end: time_ms,
+            step: 1,
+            range: false,
+        };
+        self.run(tenant, query, window).await
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive; the
@@ -80,9 +120,242 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Evaluated> {
-        let _ = (&self.context, tenant, query, start_ms, end_ms, step_ms);
-        Err(Error::Execution(
-            "the PromQL evaluator is not built yet".into(),
-        ))
+        if step_ms <= 0 {
+            return Err(Error::BadRequest(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(Error::BadRequest(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+            return Err(Error::BadRequest(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
+        }
+        let window = Window {
+            start: start_ms,
+            end: end_ms,
+            step: step_ms,
+            range: true,
+        };
+        self.run(tenant, query, window).await
     }
+
+    async fn run(&self, tenant: &TenantId, query: &str, window: Window) -> Result<Evaluated> {
+        check_nesting(query)?;
+        let config = self.context.config();
+        let timeout = config.timeout.get();
+        let lookback = config.lookback_delta.get().as_millis() as i64;
+        let max_samples = config.max_samples;
+        let storage = self.context.storage()?.clone();
+        let deadline = Instant::now() + timeout;
+
+        let (needs_tx, needs_rx) = tokio::sync::oneshot::channel::<Result<Vec<eval::Need>>>();
+        let (data_tx, data_rx) =
+            tokio::sync::oneshot::channel::<Result<(HashMap<usize, Vec<eval::Loaded>>, u64)>>();
+        let (result_tx, result_rx) = tokio::sync::oneshot::channel::<Result<Evaluated>>();
+        let query = query.to_string();
+        std::thread::Builder::new()
+            .name("promql-eval".into())
+            .stack_size(EVAL_STACK_BYTES)
+            .spawn(move || {
+                let expr = match parse(&query) {
+                    Ok(expr) => expr,
+                    Err(e) => {
+                        let _ = needs_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut ev =
+                    eval::Evaluator::new(window.start, window.end, lookback, timeout, max_samples);
+                if window.range {
+                    ev.query_step = window.step;
+                }
+                let _ = needs_tx.send(ev.needs(&expr));
+                let result = match data_rx.blocking_recv() {
+                    Ok(Ok((data, samples))) => ev
+                        .set_data(data, samples)
+                        .and_then(|()| evaluate(&mut ev, &expr, window)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => return,
+                };
+                let _ = result_tx.send(result);
+            })
+            .map_err(|e| Error::Internal(format!("starting the evaluation thread: {e}")))?;
+
+        let work = async {
+            let needs = needs_rx
+                .await
+                .map_err(|_| Error::Internal("the evaluation thread stopped".into()))??;
+            let loaded = eval::load(&storage, tenant, needs, deadline, timeout, max_samples).await;
+            let _ = data_tx.send(loaded);
+            result_rx
+                .await
+                .map_err(|_| Error::Internal("the evaluation thread stopped".into()))?
+        };
+        match tokio::time::timeout(timeout + Duration::from_millis(100), work).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+}
+
+/// Rejects queries nested deeper than [`MAX_NESTING`] brackets (outside strings).
+fn check_nesting(query: &str) -> Result<()> {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in query.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if max > MAX_NESTING {
+        return Err(Error::BadRequest(format!(
+            "query is nested too deeply (more than {MAX_NESTING} levels)"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses a query; parse errors are bad requests.
+fn parse(query: &str) -> Result<Expr> {
+    let expr = promql_parser::parser::parse(query).map_err(Error::BadRequest)?;
+    if !depth_ok(&expr, 0) {
+        return Err(Error::BadRequest(format!(
+            "query is nested too deeply (more than {MAX_DEPTH} levels)"
+        )));
+    }
+    Ok(expr)
+}
+
+fn depth_ok(expr: &Expr, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    let d = depth + 1;
+    match expr {
+        Expr::Aggregate(a) => {
+            a.param.as_ref().is_none_or(|p| depth_ok(p, d)) && depth_ok(&a.expr, d)
+        }
+        Expr::Unary(u) => depth_ok(&u.expr, d),
+        Expr::Binary(b) => depth_ok(&b.lhs, d) && depth_ok(&b.rhs, d),
+        Expr::Paren(p) => depth_ok(&p.expr, d),
+        Expr::Subquery(s) => depth_ok(&s.expr, d),
+        Expr::Call(c) => c.args.args.iter().all(|a| depth_ok(a, d)),
+        _ => true,
+    }
+}
+
+fn to_labels(labels: value::Lbls) -> Result<Labels> {
+    Labels::new(labels).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Evaluates the parsed query over its window and shapes the result.
+fn evaluate(ev: &mut eval::Evaluator, expr: &Expr, window: Window) -> Result<Evaluated> {
+    let value = if !window.range {
+        let t = window.start;
+        match ev.eval(expr, t)? {
+            value::Val::Scalar(v) => Value::Scalar { t_ms: t, v },
+            value::Val::Str(v) => Value::String { t_ms: t, v },
+            value::Val::Vector(samples) => Value::Vector(
+                eval::finish_vector(samples)?
+                    .into_iter()
+                    .map(|s| {
+                        Ok(InstantSample {
+                            labels: to_labels(s.labels)?,
+                            t_ms: t,
+                            v: s.v,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            value::Val::Matrix(m) => Value::Matrix(finish_matrix(m.series)?),
+        }
+    } else {
+        let mut index = HashMap::new();
+        let mut series = Vec::new();
+        let mut t = window.start;
+        while t <= window.end {
+            match ev.eval(expr, t)? {
+                value::Val::Scalar(v) => {
+                    eval::push_point(&mut index, &mut series, Vec::new(), false, t, v)
+                }
+                value::Val::Vector(samples) => {
+                    eval::check_duplicates(&samples)?;
+                    for s in samples {
+                        eval::push_point(&mut index, &mut series, s.labels, s.drop_name, t, s.v);
+                    }
+                }
+                other => {
+                    return Err(Error::Execution(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        other.type_name()
+                    )));
+                }
+            }
+            t += window.step;
+        }
+        Value::Matrix(finish_matrix(series)?)
+    };
+    Ok(Evaluated {
+        value,
+        warnings: std::mem::take(&mut ev.warnings),
+        infos: std::mem::take(&mut ev.infos),
+    })
+}
+
+/// Drops delayed names, merges series whose label sets became equal (an error if
+/// they overlap in time) and sorts by labels.
+fn finish_matrix(series: Vec<value::Series>) -> Result<Vec<RangeSeries>> {
+    let mut merged: HashMap<value::Lbls, Vec<(i64, f64)>> = HashMap::new();
+    for mut s in series {
+        if s.drop_name {
+            value::del(&mut s.labels, value::NAME);
+        }
+        match merged.get_mut(&s.labels) {
+            Some(points) => {
+                points.extend(s.points);
+                points.sort_by_key(|p| p.0);
+                if points.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return Err(Error::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ));
+                }
+            }
+            None => {
+                merged.insert(s.labels, s.points);
+            }
+        }
+    }
+    let mut out: Vec<RangeSeries> = merged
+        .into_iter()
+        .map(|(labels, points)| {
+            Ok(RangeSeries {
+                labels: to_labels(labels)?,
+                points,
+            })
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
 }
