@@ -482,7 +482,7 @@ async fn panel_range_and_instant_queries() {
             })
             .collect();
         samples.sort_by(|a, b| a.0.cmp(&b.0));
-        let t_end: f64 = end.parse().unwrap();
+        let t_end: i64 = end.parse().unwrap();
         // 15 minutes = step 60 of the counters.
         assert_eq!(
             samples,
@@ -505,7 +505,7 @@ async fn panel_range_and_instant_queries() {
         ],
     )
     .await;
-    let t_start: f64 = start.parse().unwrap();
+    let t_start: i64 = start.parse().unwrap();
     assert_eq!(
         body["data"],
         json!({"resultType":"matrix","result":[{"metric":{},"values":[[t_start,"6"]]}]})
