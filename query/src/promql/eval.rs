@@ -17,7 +17,7 @@ use proto::TenantId;
 use storage::Storage;
 use storage::series::{MatchOp, Matcher};
 
-use super::value::{Lbls, Matrix, NAME, Sample, Series, Val, del, fmt_labels, get, is_stale};
+use super::value::{Lbls, Matrix, NAME, Sample, Series, Val, drop_name, fmt_labels, get, is_stale};
 use crate::{Error, Result};
 
 /// Default subquery resolution when the subquery gives none (Prometheus' default
@@ -811,7 +811,7 @@ pub(crate) fn finish_vector(samples: Vec<Sample>) -> Result<Vec<Sample>> {
     let mut seen = HashSet::new();
     for mut s in samples {
         if s.drop_name {
-            del(&mut s.labels, NAME);
+            drop_name(&mut s.labels);
             s.drop_name = false;
         }
         if !seen.insert(s.labels.clone()) {

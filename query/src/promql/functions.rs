@@ -310,6 +310,24 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
                 bucket_quantile(q, b)
             })))
         }
+        "histogram_quantiles" => {
+            let v = ev.eval_vector(arg(c, 0)?, t)?;
+            let label = string_arg(ev, c, 1, t)?;
+            let mut out = Vec::new();
+            for a in c.args.args.iter().skip(2) {
+                let q = ev.eval_scalar(a, t)?;
+                let text = if q.is_finite() && q.fract() == 0.0 {
+                    format!("{q:.1}")
+                } else {
+                    super::value::format_float(q)
+                };
+                for mut s in classic_histogram(ev, v.clone(), t, |b| bucket_quantile(q, b)) {
+                    set(&mut s.labels, &label, &text);
+                    out.push(s);
+                }
+            }
+            Ok(Val::Vector(out))
+        }
         "histogram_fraction" => {
             let lower = ev.eval_scalar(arg(c, 0)?, t)?;
             let upper = ev.eval_scalar(arg(c, 1)?, t)?;
@@ -854,8 +872,15 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
         } else {
             f64::NEG_INFINITY
         };
-        let interp =
-            |v: f64| rank + (b_count - rank) * (v - lower_bound) / (upper_bound - lower_bound);
+        let infinite = lower_bound.is_infinite() || upper_bound.is_infinite();
+        // An infinitely wide bucket contributes no observations to a partial range.
+        let interp = |v: f64, is_lower: bool| {
+            if infinite {
+                if is_lower { b_count } else { rank }
+            } else {
+                rank + (b_count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
         if !lower_set && lower_bound >= lower {
             lower_rank = rank;
             lower_set = true;
@@ -868,11 +893,11 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
             break;
         }
         if !lower_set && lower_bound < lower && upper_bound > lower {
-            lower_rank = interp(lower);
+            lower_rank = interp(lower, true);
             lower_set = true;
         }
         if !upper_set && lower_bound < upper && upper_bound > upper {
-            upper_rank = interp(upper);
+            upper_rank = interp(upper, false);
             upper_set = true;
         }
         if lower_set && upper_set {

@@ -330,7 +330,7 @@ fn finish_matrix(series: Vec<value::Series>) -> Result<Vec<RangeSeries>> {
     let mut merged: HashMap<value::Lbls, Vec<(i64, f64)>> = HashMap::new();
     for mut s in series {
         if s.drop_name {
-            value::del(&mut s.labels, value::NAME);
+            value::drop_name(&mut s.labels);
         }
         match merged.get_mut(&s.labels) {
             Some(points) => {
@@ -359,3 +359,6 @@ fn finish_matrix(series: Vec<value::Series>) -> Result<Vec<RangeSeries>> {
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

@@ -95,6 +95,12 @@ pub(crate) fn del(labels: &mut Lbls, name: &str) {
     }
 }
 
+/// Removes the metric name, and the `__type__`/`__unit__` metadata labels that
+/// describe it, as Prometheus does when a function or operator changes the value.
+pub(crate) fn drop_name(labels: &mut Lbls) {
+    labels.retain(|(n, _)| n != NAME && n != "__type__" && n != "__unit__");
+}
+
 /// Formats labels as Prometheus does: `{a="b", c="d"}` (name included as a label).
 pub(crate) fn fmt_labels(labels: &Lbls) -> String {
     let inner: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();

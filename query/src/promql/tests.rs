@@ -1,0 +1,276 @@
+//! Engine-level tests of the semantics that are easy to get subtly wrong: lookback and
+//! staleness, extrapolation, counter resets, vector matching errors, limits.
+
+use std::sync::Arc;
+
+use proto::{HumanDuration, TenantId};
+use storage::metrics::{MetricsWrite, Sample, SeriesWrite};
+use storage::series::Labels;
+use storage::{Config as StorageConfig, Storage};
+
+use super::*;
+use crate::Config;
+
+const STALE: f64 = f64::from_bits(value::STALE_NAN_BITS);
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+    .unwrap()
+}
+
+async fn engine_with(
+    config: Config,
+    series: Vec<(Labels, Vec<(i64, f64)>)>,
+) -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<Storage> = Storage::open(StorageConfig::default(), dir.path())
+        .await
+        .unwrap();
+    let write = MetricsWrite {
+        series: series
+            .into_iter()
+            .map(|(labels, samples)| SeriesWrite {
+                labels,
+                samples: samples
+                    .into_iter()
+                    .map(|(ts_ms, value)| Sample { ts_ms, value })
+                    .collect(),
+                exemplars: Vec::new(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    storage
+        .append_metrics(&TenantId::default(), &write)
+        .await
+        .unwrap();
+    let context = QueryContext::with_storage(config, storage, TenantId::default());
+    (Engine::new(context), dir)
+}
+
+async fn engine(series: Vec<(Labels, Vec<(i64, f64)>)>) -> (Engine, tempfile::TempDir) {
+    engine_with(Config::default(), series).await
+}
+
+async fn vector(engine: &Engine, query: &str, t: i64) -> Vec<(Vec<(String, String)>, f64)> {
+    match engine
+        .instant(&TenantId::default(), query, t)
+        .await
+        .unwrap()
+        .value
+    {
+        Value::Vector(samples) => samples
+            .into_iter()
+            .map(|s| {
+                (
+                    s.labels
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
+                    s.v,
+                )
+            })
+            .collect(),
+        other => panic!("expected a vector, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn lookback_is_left_open_and_configurable() {
+    let (e, _d) = engine(vec![(labels(&[("__name__", "up")]), vec![(0, 1.0)])]).await;
+    assert_eq!(vector(&e, "up", 5 * 60_000 - 1).await.len(), 1);
+    assert!(vector(&e, "up", 5 * 60_000).await.is_empty());
+    assert!(vector(&e, "up", -1).await.is_empty());
+
+    let config = Config {
+        lookback_delta: HumanDuration::secs(60),
+        ..Config::default()
+    };
+    let (e, _d) = engine_with(
+        config,
+        vec![(labels(&[("__name__", "up")]), vec![(0, 1.0)])],
+    )
+    .await;
+    assert_eq!(vector(&e, "up", 59_999).await.len(), 1);
+    assert!(vector(&e, "up", 60_000).await.is_empty());
+}
+
+#[tokio::test]
+async fn staleness_marker_ends_the_series() {
+    let (e, _d) = engine(vec![(
+        labels(&[("__name__", "up")]),
+        vec![(0, 1.0), (30_000, STALE), (90_000, 2.0)],
+    )])
+    .await;
+    assert_eq!(vector(&e, "up", 15_000).await[0].1, 1.0);
+    assert!(
+        vector(&e, "up", 60_000).await.is_empty(),
+        "stale marker hides the sample"
+    );
+    assert_eq!(vector(&e, "up", 90_000).await[0].1, 2.0);
+    // Range selectors drop the marker itself.
+    assert_eq!(
+        vector(&e, "count_over_time(up[2m])", 90_000).await[0].1,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn rate_extrapolates_and_handles_counter_resets() {
+    // A counter scraped every 15s: 0, 15, 30, 5 (reset), 20.
+    let (e, _d) = engine(vec![(
+        labels(&[("__name__", "requests_total"), ("job", "a")]),
+        vec![
+            (15_000, 0.0),
+            (30_000, 15.0),
+            (45_000, 30.0),
+            (60_000, 5.0),
+            (75_000, 20.0),
+        ],
+    )])
+    .await;
+    // increase over (15s, 75s]: samples 30s..75s: 20 - 15 + 30 (reset) = 35 over 45s sampled,
+    // extrapolated to the boundaries (15s before the first sample, 0 after the last)
+    // but towards the start only down to the counter's zero point.
+    let inc = vector(&e, "increase(requests_total[60s])", 75_000).await;
+    assert_eq!(inc[0].0, vec![("job".to_string(), "a".to_string())]);
+    let expected = 35.0 * (45.0 + 15.0) / 45.0;
+    assert!(
+        (inc[0].1 - expected).abs() < 1e-9,
+        "{} vs {expected}",
+        inc[0].1
+    );
+    let rate = vector(&e, "rate(requests_total[60s])", 75_000).await;
+    assert!((rate[0].1 - expected / 60.0).abs() < 1e-9);
+    assert_eq!(
+        vector(&e, "resets(requests_total[2m])", 75_000).await[0].1,
+        1.0
+    );
+    // irate after a reset uses the new value alone.
+    let irate = vector(&e, "irate(requests_total[1m])", 60_000).await;
+    assert!((irate[0].1 - 5.0 / 15.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn group_left_requires_unique_one_side() {
+    let (e, _d) = engine(vec![
+        (
+            labels(&[("__name__", "a"), ("job", "x"), ("i", "1")]),
+            vec![(0, 1.0)],
+        ),
+        (
+            labels(&[("__name__", "a"), ("job", "x"), ("i", "2")]),
+            vec![(0, 2.0)],
+        ),
+        (
+            labels(&[("__name__", "b"), ("job", "x"), ("v", "9")]),
+            vec![(0, 10.0)],
+        ),
+    ])
+    .await;
+    let t = TenantId::default();
+    let err = e.instant(&t, "a * on(job) b", 0).await.unwrap_err();
+    assert!(matches!(err, Error::Execution(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("many-to-one matching must be explicit")
+    );
+    let ok = vector(&e, "a * on(job) group_left(v) b", 0).await;
+    assert_eq!(ok.len(), 2);
+    assert!(
+        ok.iter()
+            .all(|(l, _)| l.iter().any(|(n, v)| n == "v" && v == "9"))
+    );
+    let err = e.instant(&t, "b * on(job) group_right a", 0).await;
+    assert!(err.is_ok());
+    let err = e
+        .instant(&t, "b / on(job) group_left a", 0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("found duplicate series"), "{err}");
+}
+
+#[tokio::test]
+async fn range_queries_are_bounded() {
+    let (e, _d) = engine(vec![(
+        labels(&[("__name__", "up")]),
+        (0..100).map(|i| (i * 1000, i as f64)).collect(),
+    )])
+    .await;
+    let t = TenantId::default();
+    assert!(matches!(
+        e.range(&t, "up", 0, 10, 0).await,
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        e.range(&t, "up", 0, 11_000_000, 1).await,
+        Err(Error::BadRequest(m)) if m.contains("11,000 points")
+    ));
+    assert!(matches!(
+        e.range(&t, "sum(", 0, 10, 1).await,
+        Err(Error::BadRequest(_))
+    ));
+    let deep = format!("{}up{}", "(".repeat(5000), ")".repeat(5000));
+    assert!(matches!(
+        e.instant(&t, &deep, 0).await,
+        Err(Error::BadRequest(_))
+    ));
+    let long_chain = vec!["up"; 20_000].join(" + ");
+    assert!(e.instant(&t, &long_chain, 0).await.is_err());
+    let result = e.range(&t, "up * 2", 10_000, 20_000, 5_000).await.unwrap();
+    match result.value {
+        Value::Matrix(series) => {
+            assert_eq!(series.len(), 1);
+            assert!(series[0].labels.is_empty(), "name dropped by the operator");
+            assert_eq!(
+                series[0].points,
+                vec![(10_000, 20.0), (15_000, 30.0), (20_000, 40.0)]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn too_many_samples_is_refused() {
+    let config = Config {
+        max_samples: 50,
+        ..Config::default()
+    };
+    let (e, _d) = engine_with(
+        config,
+        vec![(
+            labels(&[("__name__", "up")]),
+            (0..100).map(|i| (i * 1000, i as f64)).collect(),
+        )],
+    )
+    .await;
+    let err = e
+        .instant(&TenantId::default(), "sum_over_time(up[5m])", 100_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)));
+    assert!(err.to_string().contains("too many samples"));
+}
+
+#[tokio::test]
+async fn subqueries_and_at_modifier() {
+    let (e, _d) = engine(vec![(
+        labels(&[("__name__", "c")]),
+        (0..=20).map(|i| (i * 60_000, (i * 60) as f64)).collect(),
+    )])
+    .await;
+    // rate is 1/s everywhere; max over a subquery of it is 1.
+    let v = vector(&e, "max_over_time(rate(c[5m])[10m:1m])", 20 * 60_000).await;
+    assert!((v[0].1 - 1.0).abs() < 1e-9);
+    // @ pins the evaluation time.
+    let v = vector(&e, "c @ 120", 20 * 60_000).await;
+    assert_eq!(v[0].1, 120.0);
+    let v = vector(&e, "timestamp(c offset 1m)", 20 * 60_000).await;
+    assert_eq!(v[0].1, 19.0 * 60.0);
+}
