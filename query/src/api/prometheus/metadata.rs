@@ -319,7 +319,7 @@ pub async fn exemplars(
     let storage = Arc::clone(context.storage()?);
     let series = {
         let (storage, tenant) = (Arc::clone(&storage), tenant.clone());
-        // Exemplar-only series have no sample bounds, so select over all time.
+        // Select regardless of sample times; the exemplar scan applies [start, end].
         blocking(move || matching_series(&storage, &tenant, &sets, i64::MIN, i64::MAX)).await?
     };
     let ids: Vec<SeriesId> = series.iter().map(|(id, _)| *id).collect();
