@@ -11,7 +11,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{
     AtModifier, BinaryExpr, Expr, LabelModifier, MatrixSelector, Offset, SubqueryExpr,
-    VectorMatchCardinality, VectorSelector,
+    VectorMatchCardinality, VectorMatchFillValues, VectorSelector,
 };
 use proto::TenantId;
 use storage::Storage;
@@ -369,7 +369,9 @@ impl Evaluator {
 
     /// The instant selector: the latest sample in `(t - lookback, t]`, unless stale.
     pub(crate) fn select_instant(&self, vs: &VectorSelector, t: i64) -> Vec<Sample> {
-        let t = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
+        let t = self
+            .at_time(&vs.at, t)
+            .saturating_sub(offset_ms(&vs.offset));
         let Some(series) = self.data.get(&key(vs)) else {
             return Vec::new();
         };
@@ -380,7 +382,7 @@ impl Evaluator {
                 continue;
             }
             let (ts, v) = (s.ts[idx - 1], s.vs[idx - 1]);
-            if ts <= t - self.lookback || is_stale(v) {
+            if ts <= t.saturating_sub(self.lookback) || is_stale(v) {
                 continue;
             }
             out.push(Sample {
@@ -396,8 +398,10 @@ impl Evaluator {
     /// The range selector: samples in `(t - range, t]`, staleness markers removed.
     pub(crate) fn select_range(&self, ms: &MatrixSelector, t: i64) -> Matrix {
         let vs = &ms.vs;
-        let end = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
-        let start = end - ms.range.as_millis() as i64;
+        let end = self
+            .at_time(&vs.at, t)
+            .saturating_sub(offset_ms(&vs.offset));
+        let start = end.saturating_sub(ms.range.as_millis() as i64);
         let mut out = Vec::new();
         if let Some(series) = self.data.get(&key(vs)) {
             for s in series {
@@ -426,18 +430,21 @@ impl Evaluator {
 
     /// A subquery: the inner expression at every aligned step in `(t - range, t]`.
     fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<Matrix> {
-        let end = self.at_time(&sq.at, t) - offset_ms(&sq.offset);
-        let start = end - sq.range.as_millis() as i64;
+        let end = self
+            .at_time(&sq.at, t)
+            .saturating_sub(offset_ms(&sq.offset));
+        let start = end.saturating_sub(sq.range.as_millis() as i64);
         let step = sq
             .step
             .map(|s| s.as_millis() as i64)
             .unwrap_or(DEFAULT_SUBQUERY_STEP_MS)
             .max(1);
-        let mut ts = step * (start / step);
+        let mut ts = step.saturating_mul(start / step);
         if ts <= start {
-            ts += step;
+            ts = ts.saturating_add(step);
         }
-        let steps = ((end - ts) / step + 1).max(0) as u64;
+        let steps =
+            ((end as i128 - ts as i128) / step as i128 + 1).clamp(0, u64::MAX as i128) as u64;
         self.charge(steps)?;
         let mut index: HashMap<(Lbls, bool), usize> = HashMap::new();
         let mut series: Vec<Series> = Vec::new();
@@ -457,7 +464,10 @@ impl Evaluator {
                     )));
                 }
             }
-            ts += step;
+            match ts.checked_add(step) {
+                Some(next) => ts = next,
+                None => break,
+            }
         }
         Ok(Matrix { series, start, end })
     }
@@ -499,6 +509,11 @@ impl Evaluator {
                             .as_ref()
                             .map(|m| m.card.clone())
                             .unwrap_or(VectorMatchCardinality::OneToOne);
+                        let fills = b
+                            .modifier
+                            .as_ref()
+                            .map(|m| m.fill_values.clone())
+                            .unwrap_or_default();
                         Ok(Val::Vector(vector_binop(
                             op,
                             l,
@@ -506,6 +521,7 @@ impl Evaluator {
                             &matching,
                             &card,
                             return_bool,
+                            &fills,
                         )?))
                     }
                 }
@@ -706,8 +722,10 @@ fn vector_binop(
     m: &Matching,
     card: &VectorMatchCardinality,
     return_bool: bool,
+    fills: &VectorMatchFillValues,
 ) -> Result<Vec<Sample>> {
-    if lhs.is_empty() || rhs.is_empty() {
+    let fill_any = fills.lhs.is_some() || fills.rhs.is_some();
+    if (lhs.is_empty() || rhs.is_empty()) && !fill_any {
         return Ok(Vec::new());
     }
     let (include, one_to_many) = match card {
@@ -739,17 +757,50 @@ fn vector_binop(
     }
     let mut matched: HashMap<Lbls, HashSet<Lbls>> = HashMap::new();
     let mut out = Vec::new();
-    for ls in &lhs {
+    let mut rhs_matched = vec![false; rhs.len()];
+    // Prometheus applies the fills after swapping sides for group_right.
+    let (fill_rhs, fill_lhs) = (fills.rhs, fills.lhs);
+    let mut pairs: Vec<(Sample, Option<usize>, f64)> = Vec::new();
+    for ls in lhs {
         let sig = m.signature(&ls.labels);
-        let Some(ri) = right.get(&sig) else {
-            continue;
-        };
-        let rs = &rhs[*ri];
-        let (vl, vr) = if one_to_many {
-            (rs.v, ls.v)
-        } else {
-            (ls.v, rs.v)
-        };
+        match right.get(&sig) {
+            Some(ri) => {
+                rhs_matched[*ri] = true;
+                let v = rhs[*ri].v;
+                pairs.push((ls, Some(*ri), v));
+            }
+            None => {
+                if let Some(fill) = fill_rhs {
+                    pairs.push((ls, None, fill));
+                }
+            }
+        }
+    }
+    if let Some(fill) = fill_lhs {
+        for (ri, rs) in rhs.iter().enumerate() {
+            if rhs_matched[ri] {
+                continue;
+            }
+            let mut labels = m.signature(&rs.labels);
+            if let Some(include) = &include {
+                for name in include {
+                    super::value::set(&mut labels, name, get(&rs.labels, name));
+                }
+            }
+            let synthetic = Sample {
+                labels,
+                t: rs.t,
+                v: fill,
+                drop_name: false,
+            };
+            pairs.push((synthetic, Some(ri), rs.v));
+        }
+    }
+    let empty = Vec::new();
+    for (ls, ri, rv) in pairs {
+        let sig = m.signature(&ls.labels);
+        let rs_labels = ri.map_or(&empty, |i| &rhs[i].labels);
+        let (vl, vr) = if one_to_many { (rv, ls.v) } else { (ls.v, rv) };
         let (mut v, keep) = elem_binop(op, vl, vr)?;
         if one_to_one {
             if matched.contains_key(&sig) {
@@ -765,7 +816,7 @@ fn vector_binop(
         } else if !keep {
             continue;
         }
-        let metric = result_metric(&ls.labels, &rs.labels, m, include.as_deref());
+        let metric = result_metric(&ls.labels, rs_labels, m, include.as_deref());
         if !one_to_one {
             let set = matched.entry(sig).or_default();
             if !set.insert(metric.clone()) {

@@ -569,8 +569,8 @@ fn extrapolated(p: &[(i64, f64)], m: &Matrix, is_counter: bool, is_rate: bool) -
             last = *v;
         }
     }
-    let mut to_start = (first_t - m.start) as f64 / 1000.0;
-    let mut to_end = (m.end - last_t) as f64 / 1000.0;
+    let mut to_start = (first_t as f64 - m.start as f64) / 1000.0;
+    let mut to_end = (m.end as f64 - last_t as f64) / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
     let avg = sampled / n1;
     let threshold = avg * 1.1;
@@ -591,7 +591,7 @@ fn extrapolated(p: &[(i64, f64)], m: &Matrix, is_counter: bool, is_rate: bool) -
     }
     let mut factor = (sampled + to_start + to_end) / sampled;
     if is_rate {
-        factor /= (m.end - m.start) as f64 / 1000.0;
+        factor /= (m.end as f64 - m.start as f64) / 1000.0;
     }
     Some(result * factor)
 }
@@ -607,7 +607,7 @@ fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
             const_y = false;
         }
         n += 1.0;
-        let x = (ts - intercept_t) as f64 / 1000.0;
+        let x = (*ts as f64 - intercept_t as f64) / 1000.0;
         (sx, cx) = kahan_inc(x, sx, cx);
         (sy, cy) = kahan_inc(*v, sy, cy);
         (sxy, cxy) = kahan_inc(x * v, sxy, cxy);

@@ -130,7 +130,7 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+        if (end_ms as i128 - start_ms as i128) / step_ms as i128 >= MAX_POINTS_PER_SERIES as i128 {
             return Err(Error::BadRequest(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));
@@ -302,6 +302,7 @@ fn evaluate(ev: &mut eval::Evaluator, expr: &Expr, window: Window) -> Result<Eva
                 }
                 value::Val::Vector(samples) => {
                     eval::check_duplicates(&samples)?;
+                    ev.charge(samples.len() as u64)?;
                     for s in samples {
                         eval::push_point(&mut index, &mut series, s.labels, s.drop_name, t, s.v);
                     }
@@ -313,7 +314,10 @@ fn evaluate(ev: &mut eval::Evaluator, expr: &Expr, window: Window) -> Result<Eva
                     )));
                 }
             }
-            t += window.step;
+            match t.checked_add(window.step) {
+                Some(next) => t = next,
+                None => break,
+            }
         }
         Value::Matrix(finish_matrix(series)?)
     };

@@ -274,3 +274,51 @@ async fn subqueries_and_at_modifier() {
     let v = vector(&e, "timestamp(c offset 1m)", 20 * 60_000).await;
     assert_eq!(v[0].1, 19.0 * 60.0);
 }
+
+#[tokio::test]
+async fn hostile_queries_fail_cleanly() {
+    let (e, _d) = engine(vec![(
+        labels(&[("__name__", "up")]),
+        (0..10).map(|i| (i * 1000, i as f64)).collect(),
+    )])
+    .await;
+    let t = TenantId::default();
+    for query in [
+        "up @ 1e300",
+        "up @ -1e300",
+        "up offset 1000000y",
+        "up offset -1000000y",
+        "rate(up[1000000y])",
+        "max_over_time(up[1000000y:1ms])",
+        "max_over_time(up[10s:1ms] @ 1e15)",
+        "topk(1e300, up)",
+        "topk(-1e300, up)",
+        "quantile(NaN, up)",
+        "histogram_quantile(0.5, up)",
+        "label_replace(up, \"a\", \"$1$2$x\", \"__name__\", \"(.*)\")",
+        "round(up, 0)",
+        "day_of_month(up * 1e300)",
+        "predict_linear(up[1m], 1e300)",
+        "count_values(\"x\", up)",
+        "absent(nonexistent{a=\"b\",a=\"c\"})",
+        "sort_by_label(up, \"x\")",
+    ] {
+        let instant = e.instant(&t, query, 9_000).await;
+        assert!(
+            !matches!(instant, Err(Error::Internal(_))),
+            "{query}: {instant:?}"
+        );
+        let range = e
+            .range(&t, query, i64::MIN / 2, i64::MIN / 2 + 10_000, 1_000)
+            .await;
+        assert!(
+            !matches!(range, Err(Error::Internal(_))),
+            "{query}: {range:?}"
+        );
+    }
+    let huge = e.range(&t, "up", i64::MIN, i64::MAX, i64::MAX).await;
+    assert!(
+        huge.is_ok() || matches!(huge, Err(Error::BadRequest(_))),
+        "{huge:?}"
+    );
+}
