@@ -165,7 +165,7 @@ async fn bad_parameters_are_bad_data() {
         "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer"
     );
     // Exactly 11,000 steps passes the API's check (Prometheus: `(end-start)/step > 11000`).
-    let params = request::Params::from_pairs(&[("start", "0"), ("end", "11000"), ("step", "1")]);
+    let params = Params::from_pairs(&[("start", "0"), ("end", "11000"), ("step", "1")]);
     assert_eq!(range_bounds(&params).unwrap(), (0, 11_000_000, 1000));
 }
 
