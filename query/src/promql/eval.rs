@@ -1,7 +1,8 @@
 //! The evaluator: plans which samples every selector needs over the whole query
 //! window, loads them once, then evaluates the expression step by step in memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::MatchOp as PMatchOp;
@@ -35,6 +36,8 @@ pub(crate) struct Loaded {
 /// Evaluation state of one query.
 pub(crate) struct Evaluator {
     data: HashMap<usize, Vec<Loaded>>,
+    /// Inner results of each subquery node by inner step time.
+    subquery_cache: HashMap<usize, BTreeMap<i64, Arc<Val>>>,
     pub query_start: i64,
     pub query_end: i64,
     /// Step of a range query (0 for instant queries).
@@ -169,6 +172,7 @@ impl Evaluator {
     ) -> Self {
         Evaluator {
             data: HashMap::new(),
+            subquery_cache: HashMap::new(),
             query_start,
             query_end,
             query_step: 0,
@@ -446,15 +450,37 @@ impl Evaluator {
         let steps =
             ((end as i128 - ts as i128) / step as i128 + 1).clamp(0, u64::MAX as i128) as u64;
         self.charge(steps)?;
-        let mut index: HashMap<(Lbls, bool), usize> = HashMap::new();
+        let mut index = SeriesIndex::new();
         let mut series: Vec<Series> = Vec::new();
+        let key = std::ptr::from_ref(sq) as usize;
+        // Inner steps are aligned to absolute multiples of the step, so consecutive outer
+        // steps share most of them: keep the inner results of the current window.
+        if let Some(cache) = self.subquery_cache.get_mut(&key) {
+            *cache = cache.split_off(&ts);
+        }
         while ts <= end {
-            match self.eval(&sq.expr, ts)? {
-                Val::Scalar(v) => push_point(&mut index, &mut series, Vec::new(), false, ts, v),
+            let cached = self
+                .subquery_cache
+                .get(&key)
+                .and_then(|c| c.get(&ts))
+                .cloned();
+            let value = match cached {
+                Some(v) => v,
+                None => {
+                    let v = Arc::new(self.eval(&sq.expr, ts)?);
+                    self.subquery_cache
+                        .entry(key)
+                        .or_default()
+                        .insert(ts, v.clone());
+                    v
+                }
+            };
+            match value.as_ref() {
+                Val::Scalar(v) => push_point(&mut index, &mut series, &Vec::new(), false, ts, *v),
                 Val::Vector(samples) => {
                     self.charge(samples.len() as u64)?;
                     for s in samples {
-                        push_point(&mut index, &mut series, s.labels, s.drop_name, ts, s.v);
+                        push_point(&mut index, &mut series, &s.labels, s.drop_name, ts, s.v);
                     }
                 }
                 other => {
@@ -576,25 +602,29 @@ fn matchers_of(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
     }
 }
 
+/// Series of a matrix being built step by step, found by labels and name-drop flag.
+pub(crate) type SeriesIndex = HashMap<Lbls, [Option<usize>; 2]>;
+
+/// Appends a point to the series with these labels, creating it if needed.
 pub(crate) fn push_point(
-    index: &mut HashMap<(Lbls, bool), usize>,
+    index: &mut SeriesIndex,
     series: &mut Vec<Series>,
-    labels: Lbls,
+    labels: &Lbls,
     drop_name: bool,
     t: i64,
     v: f64,
 ) {
-    match index.get(&(labels.clone(), drop_name)) {
-        Some(i) => series[*i].points.push((t, v)),
-        None => {
-            index.insert((labels.clone(), drop_name), series.len());
-            series.push(Series {
-                labels,
-                points: vec![(t, v)],
-                drop_name,
-            });
-        }
+    let slot = usize::from(drop_name);
+    if let Some(Some(i)) = index.get(labels).map(|e| e[slot]) {
+        series[i].points.push((t, v));
+        return;
     }
+    index.entry(labels.clone()).or_default()[slot] = Some(series.len());
+    series.push(Series {
+        labels: labels.clone(),
+        points: vec![(t, v)],
+        drop_name,
+    });
 }
 
 pub(crate) fn is_comparison(op: u16) -> bool {

@@ -292,19 +292,19 @@ fn evaluate(ev: &mut eval::Evaluator, expr: &Expr, window: Window) -> Result<Eva
             value::Val::Matrix(m) => Value::Matrix(finish_matrix(m.series)?),
         }
     } else {
-        let mut index = HashMap::new();
+        let mut index = eval::SeriesIndex::new();
         let mut series = Vec::new();
         let mut t = window.start;
         while t <= window.end {
             match ev.eval(expr, t)? {
                 value::Val::Scalar(v) => {
-                    eval::push_point(&mut index, &mut series, Vec::new(), false, t, v)
+                    eval::push_point(&mut index, &mut series, &Vec::new(), false, t, v)
                 }
                 value::Val::Vector(samples) => {
                     eval::check_duplicates(&samples)?;
                     ev.charge(samples.len() as u64)?;
                     for s in samples {
-                        eval::push_point(&mut index, &mut series, s.labels, s.drop_name, t, s.v);
+                        eval::push_point(&mut index, &mut series, &s.labels, s.drop_name, t, s.v);
                     }
                 }
                 other => {

@@ -322,3 +322,48 @@ async fn hostile_queries_fail_cleanly() {
         "{huge:?}"
     );
 }
+
+/// A rough throughput figure (debug build): run with `--ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+#[allow(clippy::print_stderr)]
+async fn measure_range_query() {
+    let day = 86_400_000i64;
+    let series: Vec<(Labels, Vec<(i64, f64)>)> = (0..200)
+        .map(|i| {
+            let instance = i.to_string();
+            let job = format!("job{}", i % 4);
+            (
+                labels(&[
+                    ("__name__", "http_requests_total"),
+                    ("instance", instance.as_str()),
+                    ("job", job.as_str()),
+                ]),
+                (0..day / 15_000)
+                    .map(|k| (k * 15_000, (k * (i + 1)) as f64))
+                    .collect(),
+            )
+        })
+        .collect();
+    let samples: usize = series.iter().map(|(_, s)| s.len()).sum();
+    let (e, _d) = engine(series).await;
+    for query in [
+        "sum by (job) (rate(http_requests_total[5m]))",
+        "http_requests_total",
+        "max_over_time(rate(http_requests_total[5m])[30m:1m])",
+    ] {
+        let started = Instant::now();
+        let result = e
+            .range(&TenantId::default(), query, 0, day, 60_000)
+            .await
+            .unwrap();
+        let points: usize = match &result.value {
+            Value::Matrix(m) => m.iter().map(|s| s.points.len()).sum(),
+            _ => 0,
+        };
+        eprintln!(
+            "{query}: {samples} samples loaded, 1441 steps, {points} points out in {:?}",
+            started.elapsed()
+        );
+    }
+}
