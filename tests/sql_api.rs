@@ -523,6 +523,45 @@ async fn timeout_and_memory_limit_are_enforced() {
     )
     .await;
     assert_eq!(status, 413, "{body}");
+
+    // A span scan that would hold more than the pool reserves it first and refuses;
+    // the same table by trace id reads only that trace.
+    let start_us = now_ns() / 1_000 - 60_000_000;
+    let spans: Vec<Value> = (0..4000)
+        .map(|i| {
+            json!({"traceId": format!("{:032x}", i + 1), "id": format!("{:016x}", i + 1),
+                   "name": "op", "timestamp": start_us + i, "duration": 10,
+                   "localEndpoint": {"serviceName": "bulk"}})
+        })
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/v2/spans"))
+        .json(&spans)
+        .send()
+        .await
+        .expect("zipkin");
+    assert_eq!(response.status().as_u16(), 202);
+    let flushed = reqwest::Client::new()
+        .post(format!("{url}/api/v1/admin/flush"))
+        .send()
+        .await
+        .expect("flush");
+    assert_eq!(flushed.status().as_u16(), 200);
+    let (status, body) = sql(&url, json!({"sql": "SELECT count(*) FROM spans"})).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("narrow the time range"),
+        "{body}"
+    );
+    let got = rows(
+        &url,
+        &format!("SELECT name FROM spans WHERE trace_id = '{:032x}'", 7),
+    )
+    .await;
+    assert_eq!(got, vec![json!(["op"])]);
     assert!(
         body["error"]
             .as_str()
