@@ -354,6 +354,12 @@ async fn every_path_the_datasources_call_is_answered() {
         .await
         .expect("zipkin");
     assert_eq!(response.status().as_u16(), 202);
+    // Span-derived metrics are written every 15 s; write them now.
+    server
+        .ingest()
+        .write_span_metrics()
+        .await
+        .expect("span metrics");
 
     // The provisioned URLs, pointed at this server.
     let base_of = |kind: &str| -> String {
