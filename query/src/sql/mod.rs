@@ -8,8 +8,8 @@
 //!          ─► stream until the row limit (+1 to detect truncation), under query.timeout
 //! ```
 //!
-//! This module owns the session, the table providers ([`table`]), filter pushdown
-//! ([`pushdown`]), the public table schemas ([`schema`]) and the `match` function
+//! This module owns the session, the table providers (`table`), filter pushdown
+//! (`pushdown`), the public table schemas ([`schema`]) and the `match` function
 //! ([`udf`]). The HTTP adapter is `api::sql`. Column contract: `docs/sql.md`.
 
 use std::sync::Arc;
