@@ -70,10 +70,13 @@ pub fn check_statement(sql: &str) -> Result<()> {
         )));
     }
     let allowed = match &statements[0] {
-        DfStatement::Statement(statement) => matches!(
-            statement.as_ref(),
-            Statement::Query(_) | Statement::Explain { .. }
-        ),
+        DfStatement::Statement(statement) => match statement.as_ref() {
+            Statement::Query(_) => true,
+            Statement::Explain { statement, .. } => {
+                matches!(statement.as_ref(), Statement::Query(_))
+            }
+            _ => false,
+        },
         DfStatement::Explain(explain) => match explain.statement.as_ref() {
             DfStatement::Statement(inner) => matches!(inner.as_ref(), Statement::Query(_)),
             _ => false,
