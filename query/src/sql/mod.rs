@@ -5,14 +5,15 @@
 //!          ─► SessionContext per query (memory pool of query.memory_limit, no spilling)
 //!               tables logs, spans, metrics ─► storage read API with pushdown
 //!               function match(body, 'words')
-//!          ─► stream until the row limit (+1 to detect truncation), under query.timeout
+//!          ─► stream until the row limit (+1 to detect truncation), under query.timeout,
+//!             on a runtime of its own (ingest acknowledgements do not wait behind queries)
 //! ```
 //!
 //! This module owns the session, the table providers (`table`), filter pushdown
 //! (`pushdown`), the public table schemas ([`schema`]) and the `match` function
 //! ([`udf`]). The HTTP adapter is `api::sql`. Column contract: `docs/sql.md`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -125,18 +126,55 @@ pub async fn execute(
     check_statement(sql)?;
     context.storage()?;
     let timeout: Duration = context.config().timeout.get();
-    match tokio::time::timeout(timeout, run(context, tenant, sql, limit)).await {
+    let task =
+        AbortOnDrop(runtime()?.spawn(run(context.clone(), tenant.clone(), sql.to_string(), limit)));
+    match tokio::time::timeout(timeout, task.wait()).await {
         Ok(result) => result,
         Err(_) => Err(Error::Timeout(timeout)),
     }
 }
 
+/// The runtime SQL queries execute on, apart from the one serving requests and
+/// acknowledging writes, so a heavy query does not delay ingest.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))
+            .thread_name("sightline-sql")
+            .enable_all()
+            .build()
+            .inspect_err(|error| tracing::error!(%error, "cannot start the sql runtime"))
+            .ok()
+    });
+    RUNTIME
+        .as_ref()
+        .ok_or_else(|| Error::Internal("the sql runtime did not start".into()))
+}
+
+/// Cancels the query task when the request goes away (timeout, client gone).
+struct AbortOnDrop(tokio::task::JoinHandle<Result<SqlOutput>>);
+
+impl AbortOnDrop {
+    async fn wait(mut self) -> Result<SqlOutput> {
+        (&mut self.0)
+            .await
+            .map_err(|e| Error::Internal(format!("sql task failed: {e}")))?
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn run(
-    context: &QueryContext,
-    tenant: &TenantId,
-    sql: &str,
+    context: QueryContext,
+    tenant: TenantId,
+    sql: String,
     limit: usize,
 ) -> Result<SqlOutput> {
+    let (context, tenant, sql) = (&context, &tenant, sql.as_str());
     let session = session(context, tenant)?;
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
