@@ -490,11 +490,7 @@ impl Engine {
                     rate,
                     exception,
                     message,
-                } => {
-                    if self.chance(rate) {
-                        error = Some(Exception::new(exception, message));
-                    }
-                }
+                } if self.chance(rate) => error = Some(Exception::new(exception, message)),
                 Effect::MemoryLeak => {
                     let progress = fault.progress(at_us);
                     multiplier *= 1.0 + 2.5 * progress;
@@ -583,7 +579,7 @@ impl Engine {
             } => self.call_dependency(
                 *dep, operation, statement, target, *median_ms, caller, start_us,
             ),
-            Step::Publish { queue, consumer } => self.publish(*queue, consumer, caller, start_us),
+            Step::Publish { queue, consumer } => self.publish(queue, consumer, caller, start_us),
             Step::Repeat { min, max, step } => {
                 let count = self.rng.random_range(*min..=*max);
                 let mut done = Done {

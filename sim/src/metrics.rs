@@ -170,16 +170,9 @@ impl MetricsState {
         while self.next_scrape_us <= until_us {
             let at_us = self.next_scrape_us;
             self.update_queues(at_us, fault);
-            for service in 0..SERVICES.len() {
-                for replica in 0..REPLICAS {
-                    self.scrape_replica(
-                        service,
-                        replica,
-                        at_us,
-                        fault,
-                        &pods[service][replica],
-                        logs,
-                    );
+            for (service, replicas) in pods.iter().enumerate() {
+                for (replica, pod) in replicas.iter().enumerate() {
+                    self.scrape_replica(service, replica, at_us, fault, pod, logs);
                 }
             }
             self.next_scrape_us += SCRAPE_INTERVAL_US;
