@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::encode::{self, Payload, Signal};
 use crate::engine::{ActiveFault, Engine, SimLog, SimSpan};
@@ -23,6 +23,8 @@ const BATCH_RECORDS: usize = 2_000;
 const MAX_IN_FLIGHT: usize = 4;
 /// Simulated time per chunk while backfilling.
 const BACKFILL_CHUNK_MS: i64 = 30_000;
+/// Simulated time between two progress lines.
+const PROGRESS_EVERY_MS: i64 = 5 * 60_000;
 /// Simulated time per chunk in realtime.
 const REALTIME_CHUNK_MS: i64 = 1_000;
 
@@ -106,13 +108,13 @@ pub async fn run(config: RunConfig, stop: impl Future<Output = ()> + Send) -> Re
                 Ok((payload.signal, payload.records))
             });
         }
-        if chunk.end_ms - sent_until_ms >= 60_000 {
-            debug!(
+        if chunk.end_ms - sent_until_ms >= PROGRESS_EVERY_MS {
+            info!(
                 until_ms = chunk.end_ms,
                 spans = report.spans,
                 logs = report.logs,
                 samples = report.samples,
-                "progress"
+                "simulation progress"
             );
             sent_until_ms = chunk.end_ms;
         }
