@@ -90,6 +90,13 @@ impl Sender {
                     })?;
                     return check_bulk(&url, &text);
                 }
+                if payload.path.starts_with("/v1/") {
+                    let body = response.bytes().await.map_err(|source| Error::Request {
+                        url: url.clone(),
+                        source,
+                    })?;
+                    return check_otlp(&url, payload.path, &body);
+                }
                 return Ok(());
             }
             let retryable = matches!(
@@ -156,9 +163,49 @@ fn check_bulk(url: &str, text: &str) -> Result<()> {
     })
 }
 
+/// An OTLP/HTTP 200 may still reject records (`partial_success`): report them.
+fn check_otlp(url: &str, path: &str, body: &[u8]) -> Result<()> {
+    use prost::Message as _;
+    use proto::otlp::{ExportLogsServiceResponse, ExportTraceServiceResponse};
+    let rejected = if path == "/v1/traces" {
+        ExportTraceServiceResponse::decode(body)
+            .ok()
+            .and_then(|answer| answer.partial_success)
+            .map(|partial| (partial.rejected_spans, partial.error_message))
+    } else {
+        ExportLogsServiceResponse::decode(body)
+            .ok()
+            .and_then(|answer| answer.partial_success)
+            .map(|partial| (partial.rejected_log_records, partial.error_message))
+    };
+    match rejected {
+        Some((count, message)) if count > 0 => Err(Error::Rejected {
+            url: url.to_string(),
+            status: 200,
+            body: truncate(&format!("{count} records rejected: {message}")),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn otlp_partial_success_is_reported() {
+        use prost::Message as _;
+        use proto::otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+        assert!(check_otlp("u", "/v1/traces", &[]).is_ok());
+        let answer = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 2,
+                error_message: "span starts in the future".to_string(),
+            }),
+        };
+        let error = check_otlp("u", "/v1/traces", &answer.encode_to_vec()).unwrap_err();
+        assert!(error.to_string().contains("2 records rejected"), "{error}");
+    }
 
     #[test]
     fn bulk_item_errors_are_reported() {
