@@ -506,7 +506,11 @@ impl Engine {
                 _ => {}
             }
         }
-        if error.is_none() && self.chance(BACKGROUND_ERROR_RATE) {
+        // Zuul itself only forwards: its errors all come from upstream.
+        if error.is_none()
+            && SERVICES[service] != "zuul-gateway"
+            && self.chance(BACKGROUND_ERROR_RATE)
+        {
             let (class, message) = match self.rng.random_range(0..3) {
                 0 => (
                     "java.lang.IllegalArgumentException",
