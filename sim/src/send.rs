@@ -192,6 +192,105 @@ fn check_otlp(url: &str, path: &str, body: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A one-shot HTTP server answering each connection with the next canned status;
+    /// returns its URL and the headers of every request it saw.
+    async fn canned_server(
+        answers: Vec<&'static str>,
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                loop {
+                    let read = stream.read(&mut buffer).await.unwrap();
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(str::to_string)
+                            })
+                            .and_then(|value| value.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            seen.push(head.to_string());
+                            break;
+                        }
+                    }
+                    if read == 0 {
+                        break;
+                    }
+                }
+                let response =
+                    format!("HTTP/1.1 {answer}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+                stream.write_all(response.as_bytes()).await.unwrap();
+                stream.shutdown().await.unwrap();
+            }
+            seen
+        });
+        (url, handle)
+    }
+
+    fn payload() -> Payload {
+        Payload {
+            path: "/api/v1/write",
+            content_type: "application/x-protobuf",
+            content_encoding: Some("snappy"),
+            extra_headers: vec![("X-Prometheus-Remote-Write-Version", "0.1.0")],
+            body: b"hello".to_vec(),
+            signal: crate::encode::Signal::Samples,
+            records: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn overload_is_retried_after_the_servers_delay() {
+        let (url, server) = canned_server(vec![
+            "429 Too Many Requests\r\nRetry-After: 1",
+            "503 Service Unavailable",
+            "204 No Content",
+        ])
+        .await;
+        let sender = Sender::new(&url, Some("team-a".to_string())).unwrap();
+        let started = std::time::Instant::now();
+        sender.send(&payload()).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After honoured"
+        );
+        let seen = server.await.unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(
+            seen.iter()
+                .all(|head| head.to_ascii_lowercase().contains("x-scope-orgid: team-a"))
+        );
+        assert!(
+            seen[2].to_ascii_lowercase().contains("retry-attempt: 2"),
+            "{}",
+            seen[2]
+        );
+
+        let (url, server) = canned_server(vec!["400 Bad Request"]).await;
+        let error = Sender::new(&url, None)
+            .unwrap()
+            .send(&payload())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Rejected { status: 400, .. }),
+            "{error}"
+        );
+        server.await.unwrap();
+    }
+
     #[test]
     fn otlp_partial_success_is_reported() {
         use prost::Message as _;
