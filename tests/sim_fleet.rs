@@ -11,9 +11,11 @@ mod read;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use arrow::array::{Array as _, AsArray as _};
 use common::TestServer;
 use proto::TenantId;
 use sim::{LogTransport, MetricTransport, RunConfig, SpanTransport};
+use storage::series::{MatchOp, Matcher};
 
 /// A fixed past instant (2026-11-23T08:00:00Z), so runs are reproducible.
 const START_MS: i64 = 1_795_420_800_000;
@@ -40,6 +42,15 @@ fn config(
         metrics: MetricTransport::RemoteWrite,
         span_status: true,
     }
+}
+
+fn bucket_matcher() -> Matcher {
+    Matcher::new(
+        MatchOp::Equal,
+        "__name__",
+        "http_server_requests_seconds_bucket",
+    )
+    .expect("matcher")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,6 +224,32 @@ async fn every_transport_combination_lands_with_shared_trace_ids_and_pod_names()
                     .get("uri")
                     .is_some_and(|uri| uri.starts_with("/api/"))
         }));
+        // Histogram buckets carry exemplars that point at stored traces.
+        let buckets: Vec<_> = storage
+            .select_series(&tenant, &[bucket_matcher()], i64::MIN, i64::MAX)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let exemplar_batches = storage
+            .scan_exemplars(&tenant, &buckets, i64::MIN, i64::MAX)
+            .await
+            .expect("scan exemplars");
+        let mut exemplar_traces = Vec::new();
+        for batch in &exemplar_batches {
+            let column = batch.column(3).as_fixed_size_binary();
+            for row in (0..column.len()).filter(|row| column.is_valid(*row)) {
+                exemplar_traces.extend(proto::TraceId::from_slice(column.value(row)));
+            }
+        }
+        assert!(
+            exemplar_traces.len() > 100,
+            "{tenant_name}: {} exemplars",
+            exemplar_traces.len()
+        );
+        assert!(
+            exemplar_traces.iter().all(|id| trace_ids.contains(id)),
+            "{tenant_name}: exemplar of an unknown trace"
+        );
         let pool = read::series(&storage, &tenant, "hikaricp_connections_max").await;
         assert!(
             pool.keys()

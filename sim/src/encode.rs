@@ -11,12 +11,14 @@ use proto::otlp::{
     LogRecord, Resource, ResourceLogs, ResourceSpans, ScopeLogs, ScopeSpans, Span, Status,
     any_value, span, status,
 };
-use proto::prometheus::v1::{Label, MetricMetadata, MetricType, Sample, TimeSeries, WriteRequest};
+use proto::prometheus::v1::{
+    Exemplar, Label, MetricMetadata, MetricType, Sample, TimeSeries, WriteRequest,
+};
 use serde_json::{Value, json};
 
 use crate::engine::{Level, SimLog, SimSpan, SpanKind};
 use crate::fleet::SERVICES;
-use crate::metrics::SeriesSamples;
+use crate::metrics::{SeriesExemplars, SeriesSamples};
 
 /// Kubernetes namespace of the fleet.
 pub(crate) const NAMESPACE: &str = "trust-prod";
@@ -397,7 +399,7 @@ fn metric_type(name: &str) -> (&'static str, MetricType) {
 }
 
 /// Prometheus remote_write 1.0 (`POST /api/v1/write`, snappy protobuf).
-pub(crate) fn remote_write(series: SeriesSamples) -> Payload {
+pub(crate) fn remote_write(series: SeriesSamples, mut exemplars: SeriesExemplars) -> Payload {
     let mut records = 0;
     let mut families: BTreeMap<String, MetricType> = BTreeMap::new();
     let timeseries = series
@@ -414,6 +416,7 @@ pub(crate) fn remote_write(series: SeriesSamples) -> Payload {
                 };
                 families.insert(family.to_string(), kind);
             }
+            let series_exemplars = exemplars.remove(&labels).unwrap_or_default();
             TimeSeries {
                 labels: labels
                     .into_iter()
@@ -422,6 +425,23 @@ pub(crate) fn remote_write(series: SeriesSamples) -> Payload {
                 samples: samples
                     .into_iter()
                     .map(|(timestamp, value)| Sample { value, timestamp })
+                    .collect(),
+                exemplars: series_exemplars
+                    .into_iter()
+                    .map(|exemplar| Exemplar {
+                        labels: vec![
+                            Label {
+                                name: "span_id".to_string(),
+                                value: hex(&exemplar.span_id),
+                            },
+                            Label {
+                                name: "trace_id".to_string(),
+                                value: hex(&exemplar.trace_id),
+                            },
+                        ],
+                        value: exemplar.seconds,
+                        timestamp: exemplar.at_ms,
+                    })
                     .collect(),
                 ..TimeSeries::default()
             }

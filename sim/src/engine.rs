@@ -11,7 +11,7 @@ use rand::{Rng as _, SeedableRng as _};
 use crate::fleet::{
     Entry, Flow, Handler, REPLICAS, SERVICES, Step, flows, pod_name, service_index,
 };
-use crate::metrics::MetricsState;
+use crate::metrics::{Exemplar, MetricsState};
 use crate::scenario::{Effect, FaultSpec};
 
 mod calls;
@@ -431,6 +431,12 @@ impl Engine {
                 status,
                 exception,
                 duration_us as f64 / 1e6,
+                Exemplar {
+                    at_ms: cursor / 1000,
+                    seconds: duration_us as f64 / 1e6,
+                    trace_id,
+                    span_id,
+                },
             );
         }
         if let Entry::Consumer { queue } = handler.entry {

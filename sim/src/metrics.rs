@@ -30,6 +30,17 @@ struct Histogram {
     count: u64,
     sum: f64,
     buckets: [u64; BUCKETS.len()],
+    /// The last request since the previous scrape, as an exemplar.
+    exemplar: Option<Exemplar>,
+}
+
+/// A request that links a histogram bucket to its trace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Exemplar {
+    pub at_ms: i64,
+    pub seconds: f64,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,6 +73,8 @@ struct Queue {
 
 /// One series (sorted labels) and its samples.
 pub(crate) type SeriesSamples = BTreeMap<Vec<(String, String)>, Vec<(i64, f64)>>;
+/// Exemplars by series (sorted labels).
+pub(crate) type SeriesExemplars = BTreeMap<Vec<(String, String)>, Vec<Exemplar>>;
 
 /// Metric state of the fleet.
 pub(crate) struct MetricsState {
@@ -71,6 +84,8 @@ pub(crate) struct MetricsState {
     next_scrape_us: i64,
     /// Samples scraped since the last [`MetricsState::take`].
     out: SeriesSamples,
+    /// Exemplars scraped since the last [`MetricsState::take_exemplars`].
+    exemplars: SeriesExemplars,
 }
 
 impl MetricsState {
@@ -99,6 +114,7 @@ impl MetricsState {
             queues,
             next_scrape_us: first,
             out: BTreeMap::new(),
+            exemplars: BTreeMap::new(),
         }
     }
 
@@ -113,6 +129,7 @@ impl MetricsState {
         status: u16,
         exception: &str,
         seconds: f64,
+        exemplar: Exemplar,
     ) {
         let key = HttpKey {
             method,
@@ -123,6 +140,7 @@ impl MetricsState {
         let histogram = self.replicas[service][replica].http.entry(key).or_default();
         histogram.count += 1;
         histogram.sum += seconds;
+        histogram.exemplar = Some(exemplar);
         for (index, bound) in BUCKETS.iter().enumerate() {
             if seconds <= *bound {
                 histogram.buckets[index] += 1;
@@ -157,6 +175,11 @@ impl MetricsState {
     /// Takes the samples scraped so far.
     pub fn take(&mut self) -> SeriesSamples {
         std::mem::take(&mut self.out)
+    }
+
+    /// Takes the exemplars scraped so far.
+    pub fn take_exemplars(&mut self) -> SeriesExemplars {
+        std::mem::take(&mut self.exemplars)
     }
 
     /// Scrapes every replica at each scrape time `<= until_us`.
@@ -206,13 +229,10 @@ impl MetricsState {
         at_ms: i64,
         value: f64,
     ) {
-        let mut all: Vec<(String, String)> = Vec::with_capacity(labels.len() + base.len() + 1);
-        all.push(("__name__".to_string(), name.to_string()));
-        for (key, value) in base.iter().chain(labels) {
-            all.push((key.to_string(), value.to_string()));
-        }
-        all.sort();
-        self.out.entry(all).or_default().push((at_ms, value));
+        self.out
+            .entry(series_key(name, labels, base))
+            .or_default()
+            .push((at_ms, value));
     }
 
     fn scrape_replica(
@@ -326,6 +346,9 @@ impl MetricsState {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        for histogram in state.http.values_mut() {
+            histogram.exemplar = None;
+        }
         let pool_timeouts = state.pool_timeouts;
         let eden = state.eden_mib;
 
@@ -481,8 +504,35 @@ impl MetricsState {
                 at_ms,
                 histogram.count as f64,
             );
+            if let Some(exemplar) = histogram.exemplar {
+                let le = BUCKETS
+                    .iter()
+                    .find(|bound| exemplar.seconds <= **bound)
+                    .map_or_else(|| "+Inf".to_string(), |bound| format_le(*bound));
+                let mut with_le = labels.to_vec();
+                with_le.push(("le", le.as_str()));
+                self.exemplars
+                    .entry(series_key(
+                        "http_server_requests_seconds_bucket",
+                        &with_le,
+                        &base,
+                    ))
+                    .or_default()
+                    .push(exemplar);
+            }
         }
     }
+}
+
+/// Sorted labels of a series, `__name__` included.
+fn series_key(name: &str, labels: &[(&str, &str)], base: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = Vec::with_capacity(labels.len() + base.len() + 1);
+    all.push(("__name__".to_string(), name.to_string()));
+    for (key, value) in base.iter().chain(labels) {
+        all.push((key.to_string(), value.to_string()));
+    }
+    all.sort();
+    all
 }
 
 fn format_le(bound: f64) -> String {

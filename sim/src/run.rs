@@ -13,7 +13,7 @@ use crate::encode::{self, Payload, Signal};
 use crate::engine::{ActiveFault, Engine, SimLog, SimSpan};
 use crate::error::{Error, Result};
 use crate::fleet::service_index;
-use crate::metrics::SeriesSamples;
+use crate::metrics::{SeriesExemplars, SeriesSamples};
 use crate::scenario::{self, GroundTruth};
 use crate::{LogTransport, MetricTransport, RunConfig, SpanTransport, Timeline, now_ms, plan};
 
@@ -188,7 +188,8 @@ fn generate(config: &RunConfig, timeline: Timeline, chunks: &mpsc::Sender<Chunk>
         let spans = std::mem::take(&mut engine.spans);
         let logs = std::mem::take(&mut engine.logs);
         let series = engine.metrics.take();
-        let payloads = encode_chunk(config, &engine, &spans, &logs, series);
+        let exemplars = engine.metrics.take_exemplars();
+        let payloads = encode_chunk(config, &engine, &spans, &logs, series, exemplars);
         if chunks
             .blocking_send(Chunk {
                 end_ms: next_ms,
@@ -208,6 +209,7 @@ fn encode_chunk(
     spans: &[SimSpan],
     logs: &[SimLog],
     series: SeriesSamples,
+    exemplars: SeriesExemplars,
 ) -> Vec<Payload> {
     let pods = engine.pods();
     let mut payloads = Vec::new();
@@ -224,7 +226,7 @@ fn encode_chunk(
         });
     }
     if config.metrics == MetricTransport::RemoteWrite && !series.is_empty() {
-        payloads.push(encode::remote_write(series));
+        payloads.push(encode::remote_write(series, exemplars));
     }
     payloads
 }
