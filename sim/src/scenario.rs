@@ -1,5 +1,21 @@
 //! The fault catalogue: each scenario names what breaks (service, replica, operation,
 //! edge or dependency), how, and the ground truth the analysis should find.
+//!
+//! How effects map onto [`GroundTruth`]:
+//!
+//! | effect | `service` | `caller` → `callee` | `kind` |
+//! |---|---|---|---|
+//! | latency, memory leak (GC) | the service | – → service | `latency` |
+//! | errors, bad deploy (one replica), exception on one operation | the service | – → service | `errors` |
+//! | slow MySQL query / deadlocks of one service's schema | the service | service → `mysql` | `latency` / `errors` |
+//! | HikariCP pool exhausted, CPU saturation | the service | – → service | `saturation` |
+//! | Redis down, MinIO slow (every caller) | `redis` / `minio` | – → dependency | `unavailability` / `latency` |
+//! | crash-looping replica | the service | – → service | `unavailability` |
+//! | network partition | the callee | caller → callee | `unavailability` |
+//! | RabbitMQ consumer stuck | the consumer | – → consumer | `stuck` |
+//!
+//! `instance` is the replica's pod name when one replica is at fault; `operation` is
+//! the span name when the fault is limited to one (`process <queue>` for consumers).
 
 use serde::{Deserialize, Serialize};
 
