@@ -326,3 +326,40 @@ pub async fn attribute_values(
     })
     .await
 }
+
+/// Parses a trace id as the read APIs receive it: 1 to 32 hex digits, left-padded with
+/// zeros (Tempo trims leading zeros; Zipkin sends 16 digits for 64-bit ids).
+pub fn parse_trace_id(text: &str) -> Result<TraceId> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::BadRequest(format!(
+            "invalid trace id {text:?}: expected 1 to 32 hex digits"
+        )));
+    }
+    format!("{text:0>32}")
+        .parse()
+        .map_err(|e| Error::BadRequest(format!("invalid trace id {text:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_are_left_padded() {
+        assert_eq!(
+            parse_trace_id("abc").unwrap().to_string(),
+            "00000000000000000000000000000abc"
+        );
+        assert_eq!(
+            parse_trace_id("5AF7183FB1D4CF5F").unwrap().to_string(),
+            "00000000000000005af7183fb1d4cf5f"
+        );
+        for bad in ["", "xyz", "123456789012345678901234567890123"] {
+            assert!(
+                matches!(parse_trace_id(bad), Err(Error::BadRequest(_))),
+                "{bad}"
+            );
+        }
+    }
+}

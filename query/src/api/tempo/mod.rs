@@ -1,4 +1,6 @@
-//! Placeholder until this API lands.
+//! The Tempo API (PROTOCOLS.md §5.1–5.6).
+
+pub(crate) mod params;
 
 use axum::Router;
 
