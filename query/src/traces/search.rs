@@ -102,6 +102,17 @@ pub(crate) struct TraceMatch<M> {
     pub matched: M,
 }
 
+/// What a search kept, and how much it read.
+#[derive(Debug, Clone)]
+pub(crate) struct SearchResult<M> {
+    /// The newest matching traces.
+    pub traces: Vec<TraceMatch<M>>,
+    /// Traces examined.
+    pub inspected_traces: usize,
+    /// Spans examined.
+    pub inspected_spans: usize,
+}
+
 /// Runs `matcher` over every trace of `range` (its spans in the window, in no
 /// particular order) and returns the newest `limit` traces it accepted.
 pub(crate) async fn search_with<M>(
@@ -110,7 +121,7 @@ pub(crate) async fn search_with<M>(
     range: TimeRange,
     limit: usize,
     matcher: impl Fn(&[SpanRef<'_>]) -> Option<M>,
-) -> Result<Vec<TraceMatch<M>>> {
+) -> Result<SearchResult<M>> {
     with_timeout(context, async {
         let batches = scan(context, tenant, range.validate()?, None).await?;
         Ok(select(&batches, limit, matcher))
@@ -122,7 +133,7 @@ pub(crate) fn select<M>(
     batches: &[SpanBatch],
     limit: usize,
     matcher: impl Fn(&[SpanRef<'_>]) -> Option<M>,
-) -> Vec<TraceMatch<M>> {
+) -> SearchResult<M> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let mut traces: HashMap<TraceId, Vec<SpanRef<'_>>> = HashMap::new();
     for batch in batches {
@@ -141,7 +152,8 @@ pub(crate) fn select<M>(
         .collect();
     hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     hits.truncate(limit);
-    hits.into_iter()
+    let found = hits
+        .into_iter()
         .map(|(_, id, matched)| {
             let spans = traces[&id].iter().map(|s| s.to_record()).collect();
             TraceMatch {
@@ -149,7 +161,12 @@ pub(crate) fn select<M>(
                 matched,
             }
         })
-        .collect()
+        .collect();
+    SearchResult {
+        traces: found,
+        inspected_traces: traces.len(),
+        inspected_spans: batches.iter().map(SpanBatch::len).sum(),
+    }
 }
 
 /// Runs a [`TraceSearch`]: traces with at least one span satisfying every condition,
@@ -163,7 +180,7 @@ pub async fn search(
         spans.iter().any(|s| search.matches(s)).then_some(())
     })
     .await?;
-    Ok(hits.into_iter().map(|hit| hit.trace).collect())
+    Ok(hits.traces.into_iter().map(|hit| hit.trace).collect())
 }
 
 #[cfg(test)]
@@ -188,6 +205,7 @@ mod tests {
             select(&batches, search.limit, |s| {
                 s.iter().any(|x| search.matches(x)).then_some(())
             })
+            .traces
             .iter()
             .map(|m| m.trace.trace_id.0[0])
             .collect()

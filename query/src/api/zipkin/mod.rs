@@ -16,7 +16,7 @@ use super::tempo::params::{Params, text_error};
 use crate::traces::{self, AttributeScope, TagFilter, TimeRange, TraceSearch};
 use crate::{Error, QueryContext, Result};
 
-pub(crate) use json::{span_json, zipkin_trace_id};
+pub(crate) use json::span_json;
 
 /// Returns this API's routes.
 pub fn routes() -> Router<QueryContext> {
