@@ -21,8 +21,6 @@ use crate::{Error, QueryContext, Result};
 use otlp::{TempoTrace, TraceByIdMetrics, TraceByIdResponse};
 use params::{Params, text_error, wants_protobuf};
 
-pub(crate) use otlp::{kind_number, typed_value};
-
 /// Returns this API's routes.
 pub fn routes() -> Router<QueryContext> {
     Router::new()

@@ -114,7 +114,7 @@ fn hex_bytes(text: &str) -> Vec<u8> {
 }
 
 /// The OTLP kind number of a stored kind.
-pub(crate) fn kind_number(kind: &str) -> i32 {
+fn kind_number(kind: &str) -> i32 {
     match kind {
         "internal" => 1,
         "server" => 2,
