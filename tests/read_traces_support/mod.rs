@@ -93,3 +93,211 @@ pub async fn load_fixture(server: &TestServer, tenant: &str, name: &str) -> Vec<
     post_zipkin(server, tenant, body).await;
     spans
 }
+
+use proto::otlp::{
+    AnyValue, ExportTraceServiceRequest, InstrumentationScope, KeyValue, Message, Resource,
+    ResourceSpans, ScopeSpans, Span, Status, any_value, span,
+};
+
+/// Trace A: a checkout that failed in the cart service.
+///
+/// ```text
+/// api   GET /checkout  server  900ms            (root)
+///  ├─ api  call cart   client  500ms  peer.service=cart
+///  │   └─ cart  POST /cart  server  400ms  ERROR "boom", http.status_code=500 (int)
+///  │        └─ cart  SELECT  client  50ms  db.system=postgres, peer.service=postgres, event "retry"
+///  └─ api  render  internal  10ms
+/// ```
+pub const TRACE_A: [u8; 16] = [0x0a; 16];
+/// Trace B: one quick health check on `api`, 5 ms, status OK.
+pub const TRACE_B: [u8; 16] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b,
+];
+
+const MS: u64 = 1_000_000;
+
+fn string(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn otlp_span(
+    trace: [u8; 16],
+    id: u8,
+    parent: Option<u8>,
+    name: &str,
+    kind: span::SpanKind,
+    start: u64,
+    duration: u64,
+    attributes: Vec<KeyValue>,
+) -> Span {
+    Span {
+        trace_id: trace.to_vec(),
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        kind: kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + duration,
+        attributes,
+        ..Span::default()
+    }
+}
+
+fn resource(service: &str, host: &str, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![string("service.name", service), string("host.name", host)],
+            ..Resource::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: "io.test".into(),
+                version: "1.0".into(),
+                ..InstrumentationScope::default()
+            }),
+            spans,
+            schema_url: String::new(),
+        }],
+        schema_url: String::new(),
+    }
+}
+
+/// The two traces, trace A starting at `start_ns`, trace B 2 s after it.
+pub fn otlp_traces(start_ns: u64) -> ExportTraceServiceRequest {
+    use span::SpanKind::*;
+    let t = start_ns;
+    let a = TRACE_A;
+    let mut cart = otlp_span(
+        a,
+        3,
+        Some(2),
+        "POST /cart",
+        Server,
+        t + 20 * MS,
+        400 * MS,
+        vec![
+            int("http.status_code", 500),
+            string("http.url", "/cart?id=1"),
+        ],
+    );
+    cart.status = Some(Status {
+        message: "boom".into(),
+        code: 2,
+    });
+    let mut select = otlp_span(
+        a,
+        4,
+        Some(3),
+        "SELECT",
+        Client,
+        t + 30 * MS,
+        50 * MS,
+        vec![
+            string("db.system", "postgres"),
+            string("peer.service", "postgres"),
+        ],
+    );
+    select.events = vec![span::Event {
+        time_unix_nano: t + 40 * MS,
+        name: "retry".into(),
+        attributes: vec![int("attempt", 2)],
+        dropped_attributes_count: 0,
+    }];
+    let mut health = otlp_span(
+        TRACE_B,
+        1,
+        None,
+        "GET /health",
+        Server,
+        t + 2_000 * MS,
+        5 * MS,
+        vec![int("http.status_code", 200)],
+    );
+    health.status = Some(Status {
+        message: String::new(),
+        code: 1,
+    });
+    ExportTraceServiceRequest {
+        resource_spans: vec![
+            resource(
+                "api",
+                "h1",
+                vec![
+                    otlp_span(
+                        a,
+                        1,
+                        None,
+                        "GET /checkout",
+                        Server,
+                        t,
+                        900 * MS,
+                        vec![string("http.method", "GET")],
+                    ),
+                    otlp_span(
+                        a,
+                        2,
+                        Some(1),
+                        "call cart",
+                        Client,
+                        t + 10 * MS,
+                        500 * MS,
+                        vec![string("peer.service", "cart")],
+                    ),
+                    otlp_span(
+                        a,
+                        5,
+                        Some(1),
+                        "render",
+                        Internal,
+                        t + 800 * MS,
+                        10 * MS,
+                        vec![],
+                    ),
+                    health,
+                ],
+            ),
+            resource("cart", "h2", vec![cart, select]),
+        ],
+    }
+}
+
+/// Nanoseconds since the epoch.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+}
+
+/// Writes [`otlp_traces`] through OTLP/HTTP protobuf for `tenant`, trace A starting
+/// a minute ago; returns that start.
+pub async fn load_otlp(server: &TestServer, tenant: &str) -> u64 {
+    let start = now_ns() - 60_000_000_000;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/traces", server.url()))
+        .header("content-type", "application/x-protobuf")
+        .header("x-scope-orgid", tenant)
+        .body(otlp_traces(start).encode_to_vec())
+        .send()
+        .await
+        .expect("post otlp");
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    start
+}
