@@ -45,6 +45,9 @@ pub struct Spanset {
     pub group: Vec<(String, Value)>,
 }
 
+/// A spanset during the pipeline: its `by(…)` labels and its members (span indices).
+type Group = (Vec<(String, Value)>, Vec<usize>);
+
 /// The spans of one trace with the links the structural operators follow.
 struct TraceView<'s, 'a> {
     spans: &'s [SpanRef<'a>],
@@ -424,8 +427,7 @@ impl Query {
         if first.is_empty() {
             return None;
         }
-        let mut groups: Vec<(Vec<(String, Value)>, Vec<usize>)> =
-            vec![(Vec::new(), first.into_iter().collect())];
+        let mut groups: Vec<Group> = vec![(Vec::new(), first.into_iter().collect())];
         for stage in &self.stages {
             groups = match stage {
                 Stage::Select(_) => groups,
@@ -436,8 +438,7 @@ impl Query {
                     vec![(Vec::new(), all)]
                 }
                 Stage::By(fields) => {
-                    let mut split: BTreeMap<Vec<String>, (Vec<(String, Value)>, Vec<usize>)> =
-                        BTreeMap::new();
+                    let mut split: BTreeMap<Vec<String>, Group> = BTreeMap::new();
                     for (labels, members) in groups {
                         for member in members {
                             let values: Vec<Option<Value>> =
