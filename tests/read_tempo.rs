@@ -281,33 +281,33 @@ async fn grafana_tempo_datasource_sequence() {
 async fn traceql_constructs_legacy_search_and_service_graph() {
     let server = common::TestServer::start().await;
     let base = server.url();
-    load_otlp(&server, "t").await;
+    let start = load_otlp(&server, "t").await;
     let (a, b) = (trimmed(&TRACE_A), trimmed(&TRACE_B));
     assert_eq!(
         search_ids(&base, "{}").await,
-        [b.clone(), a.clone()],
+        [b.as_str(), a.as_str()],
         "newest first"
     );
     assert_eq!(
         search_ids(&base, r#"{ resource.service.name = "api" }"#).await,
-        [b.clone(), a.clone()]
+        [b.as_str(), a.as_str()]
     );
     assert_eq!(
         search_ids(&base, "{ span.http.status_code >= 500 }").await,
-        [a.clone()]
+        [a.as_str()]
     );
     assert_eq!(
         search_ids(&base, "{ .http.status_code = 200 }").await,
-        [b.clone()]
+        [b.as_str()]
     );
-    assert_eq!(search_ids(&base, "{ status = ok }").await, [b.clone()]);
+    assert_eq!(search_ids(&base, "{ status = ok }").await, [b.as_str()]);
     assert_eq!(
         search_ids(&base, "{ kind = internal } && { status = error }").await,
-        [a.clone()]
+        [a.as_str()]
     );
     assert_eq!(
         search_ids(&base, "{ status = ok } || { kind = internal }").await,
-        [b.clone(), a.clone()]
+        [b.as_str(), a.as_str()]
     );
     assert_eq!(
         search_ids(
@@ -315,7 +315,7 @@ async fn traceql_constructs_legacy_search_and_service_graph() {
             r#"{ resource.service.name = "api" } >> { span.db.system = "postgres" }"#
         )
         .await,
-        [a.clone()]
+        [a.as_str()]
     );
     assert_eq!(
         search_ids(
@@ -327,20 +327,20 @@ async fn traceql_constructs_legacy_search_and_service_graph() {
     );
     assert_eq!(
         search_ids(&base, r#"{ name =~ "GET.*" }"#).await,
-        [b.clone(), a.clone()]
+        [b.as_str(), a.as_str()]
     );
     assert_eq!(
         search_ids(&base, r#"{ name !~ "GET.*" && rootServiceName = "api" }"#).await,
-        [a.clone()]
+        [a.as_str()]
     );
     assert_eq!(
         search_ids(&base, "{ traceDuration > 500ms }").await,
-        [a.clone()]
+        [a.as_str()]
     );
-    assert_eq!(search_ids(&base, "{ } | count() > 3").await, [a.clone()]);
+    assert_eq!(search_ids(&base, "{ } | count() > 3").await, [a.as_str()]);
     assert_eq!(
         search_ids(&base, r#"{ event:name = "retry" }"#).await,
-        [a.clone()]
+        [a.as_str()]
     );
 
     let selected = get_json(
@@ -389,10 +389,10 @@ async fn traceql_constructs_legacy_search_and_service_graph() {
     };
     assert_eq!(
         legacy(&format!("tags={}", encode("service.name=CART"))).await,
-        [a.clone()]
+        [a.as_str()]
     );
-    assert_eq!(legacy("minDuration=800ms").await, [a.clone()]);
-    assert_eq!(legacy("maxDuration=6ms").await, [b.clone()]);
+    assert_eq!(legacy("minDuration=800ms").await, [a.as_str()]);
+    assert_eq!(legacy("maxDuration=6ms").await, [b.as_str()]);
     assert_eq!(
         legacy(&format!(
             "tags={}&minDuration=1s",
@@ -401,6 +401,53 @@ async fn traceql_constructs_legacy_search_and_service_graph() {
         .await,
         Vec::<String>::new()
     );
+
+    // TraceQL metrics: rate and quantiles by service, over one bucket holding both traces.
+    let (from, to) = (start / 1_000_000_000 - 10, start / 1_000_000_000 + 50);
+    let rate = get_json(
+        &format!(
+            "{base}/api/metrics/query_range?q={}&start={from}&end={to}&step=60s",
+            encode("{ } | rate() by (resource.service.name)")
+        ),
+        "t",
+    )
+    .await;
+    let series = rate["series"].as_array().expect("series");
+    assert_eq!(series.len(), 2, "{rate}");
+    assert_eq!(
+        series[0]["labels"],
+        json!([{"key": "resource.service.name", "value": {"stringValue": "api"}}])
+    );
+    assert_eq!(series[0]["promLabels"], "{resource.service.name=\"api\"}");
+    // Buckets start at `from` and step to `end` inclusive: the second one is empty.
+    assert_eq!(
+        series[0]["samples"],
+        json!([
+            {"timestampMs": (from * 1000).to_string(), "value": 4.0 / 60.0},
+            {"timestampMs": (to * 1000).to_string(), "value": 0.0},
+        ])
+    );
+    let quantiles = get_json(
+        &format!(
+            "{base}/api/metrics/query_range?q={}&start={from}&end={to}&step=60s",
+            encode(
+                r#"{ resource.service.name = "cart" } | quantile_over_time(duration, 0.5, 0.99)"#
+            )
+        ),
+        "t",
+    )
+    .await;
+    let series = quantiles["series"].as_array().expect("series");
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[0]["samples"][0]["value"], 0.05);
+    assert_eq!(series[1]["samples"][0]["value"], 0.4);
+    let (status, _, _) = get(
+        &format!("{base}/api/metrics/query_range?q=%7B%7D"),
+        "t",
+        "*/*",
+    )
+    .await;
+    assert_eq!(status, 400, "a metrics query needs a metrics function");
 
     // The service graph computed from the spans.
     let graph = get_json(&format!("{base}/api/v1/service_graph"), "t").await;

@@ -15,6 +15,7 @@
 
 mod assembly;
 mod graph;
+pub mod metrics;
 pub(crate) mod rows;
 mod search;
 pub mod traceql;

@@ -1,7 +1,8 @@
 //! The Tempo API (PROTOCOLS.md §5.1–5.5): trace by id (protobuf or OTLP/JSON), TraceQL
-//! and tag search, tag names and values, echo and build info; plus the service graph
+//! and tag search, tag names and values, echo and build info, TraceQL metrics; plus the service graph
 //! (`/api/v1/service_graph`) computed from spans.
 
+mod metrics;
 mod otlp;
 pub(crate) mod params;
 mod search;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<QueryContext> {
         .route("/api/v2/search/tags", get(tags_v2))
         .route("/api/search/tag/{tag}/values", get(values_v1))
         .route("/api/v2/search/tag/{tag}/values", get(values_v2))
+        .route("/api/metrics/query_range", get(metrics_query_range))
         .route("/api/v1/service_graph", get(service_graph))
 }
 
@@ -167,6 +169,21 @@ async fn search(
         async {
             let tenant = context.tenant(&headers)?;
             search::search(&context, &tenant, &params).await
+        }
+        .await,
+    )
+}
+
+async fn metrics_query_range(
+    State(context): State<QueryContext>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let params = Params(params);
+    answer(
+        async {
+            let tenant = context.tenant(&headers)?;
+            metrics::metrics_query_range(&context, &tenant, &params).await
         }
         .await,
     )

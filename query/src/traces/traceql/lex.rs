@@ -119,7 +119,9 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>> {
                 at = end;
                 continue;
             }
-            _ if c.is_ascii_digit() || (c == '-' && next.is_some_and(|n| n.is_ascii_digit())) => {
+            _ if c.is_ascii_digit()
+                || (matches!(c, '-' | '.') && next.is_some_and(|n| n.is_ascii_digit())) =>
+            {
                 let start = at;
                 at += 1;
                 while at < chars.len() && (chars[at].is_ascii_digit() || chars[at] == '.') {

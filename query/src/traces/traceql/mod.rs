@@ -12,8 +12,8 @@ mod parse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use parse::{
-    Aggregate, Condition, Field, Intrinsic, Operand, Query, Scope, SpansetExpr, Stage, Value,
-    parse_field,
+    Aggregate, Condition, Field, Intrinsic, MetricFunction, Operand, Query, Scope, SpansetExpr,
+    Stage, Value, parse_field,
 };
 use proto::SpanId;
 
@@ -414,14 +414,8 @@ impl Query {
         fields
     }
 
-    /// Evaluates the query on the spans of one trace: the spansets left after the
-    /// pipeline, or `None` when the trace does not match. Each spanset lists at most
-    /// `spans_per_set` spans.
-    pub(crate) fn evaluate(
-        &self,
-        spans: &[SpanRef<'_>],
-        spans_per_set: usize,
-    ) -> Option<Vec<Spanset>> {
+    /// Runs the spanset expression and the pipeline on one trace.
+    fn groups<'s, 'a>(&self, spans: &'s [SpanRef<'a>]) -> Option<(TraceView<'s, 'a>, Vec<Group>)> {
         let view = TraceView::new(spans);
         let first = view.spanset(&self.spansets);
         if first.is_empty() {
@@ -430,7 +424,7 @@ impl Query {
         let mut groups: Vec<Group> = vec![(Vec::new(), first.into_iter().collect())];
         for stage in &self.stages {
             groups = match stage {
-                Stage::Select(_) => groups,
+                Stage::Select(_) | Stage::Metric { .. } => groups,
                 Stage::Coalesce => {
                     let mut all: Vec<usize> = groups.into_iter().flat_map(|(_, g)| g).collect();
                     all.sort_unstable();
@@ -480,6 +474,63 @@ impl Query {
                 return None;
             }
         }
+        Some((view, groups))
+    }
+
+    /// For a metrics query, every matching span of one trace as (labels, start, value of
+    /// the function's field). Empty when the trace does not match.
+    pub(crate) fn metric_points(
+        &self,
+        spans: &[SpanRef<'_>],
+    ) -> Vec<(Vec<(String, Value)>, i64, Option<f64>)> {
+        let Some(Stage::Metric { function, by }) = self.stages.last() else {
+            return Vec::new();
+        };
+        let Some((view, groups)) = self.groups(spans) else {
+            return Vec::new();
+        };
+        let field = match function {
+            MetricFunction::Quantile(field, _)
+            | MetricFunction::Min(field)
+            | MetricFunction::Max(field)
+            | MetricFunction::Avg(field) => Some(field),
+            MetricFunction::Rate | MetricFunction::CountOverTime => None,
+        };
+        let mut members: Vec<usize> = groups.into_iter().flat_map(|(_, m)| m).collect();
+        members.sort_unstable();
+        members.dedup();
+        members
+            .into_iter()
+            .map(|i| {
+                let labels = by
+                    .iter()
+                    .map(|f| {
+                        let value = view.field(i, f).map(output_value).unwrap_or(Value::Nil);
+                        (f.display_name(), value)
+                    })
+                    .collect();
+                let value = field.and_then(|f| {
+                    let value = view.field(i, f)?;
+                    // Durations are reported in seconds, as Tempo does.
+                    match value {
+                        Value::Duration(ns) => Some(ns as f64 / 1e9),
+                        other => number(&other),
+                    }
+                });
+                (labels, spans[i].start_ns(), value)
+            })
+            .collect()
+    }
+
+    /// Evaluates the query on the spans of one trace: the spansets left after the
+    /// pipeline, or `None` when the trace does not match. Each spanset lists at most
+    /// `spans_per_set` spans.
+    pub(crate) fn evaluate(
+        &self,
+        spans: &[SpanRef<'_>],
+        spans_per_set: usize,
+    ) -> Option<Vec<Spanset>> {
+        let (view, groups) = self.groups(spans)?;
         let fields = self.output_fields();
         let sets = groups
             .into_iter()

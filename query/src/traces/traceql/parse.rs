@@ -186,6 +186,32 @@ pub enum Stage {
     By(Vec<Field>),
     /// `coalesce()`: merge spansets back into one.
     Coalesce,
+    /// A metrics function (`rate()`, `count_over_time()`, `quantile_over_time(f, q…)`,
+    /// `min/max/avg_over_time(f)`) with its `by (…)`; only valid last, and only for
+    /// the metrics API.
+    Metric {
+        /// The function.
+        function: MetricFunction,
+        /// Its grouping fields.
+        by: Vec<Field>,
+    },
+}
+
+/// A TraceQL metrics function.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricFunction {
+    /// Matching spans per second.
+    Rate,
+    /// Matching spans per step.
+    CountOverTime,
+    /// Quantiles of a field per step.
+    Quantile(Field, Vec<f64>),
+    /// Smallest value of a field per step.
+    Min(Field),
+    /// Largest value of a field per step.
+    Max(Field),
+    /// Mean of a field per step.
+    Avg(Field),
 }
 
 /// A parsed TraceQL query.
@@ -435,6 +461,66 @@ impl Parser {
         let Some(Token::Ident(name)) = self.next() else {
             return Err(bad("expected a pipeline stage after |"));
         };
+        let metric = match name.as_str() {
+            "rate" | "count_over_time" => {
+                self.expect(Token::OpenParen)?;
+                self.expect(Token::CloseParen)?;
+                Some(if name == "rate" {
+                    MetricFunction::Rate
+                } else {
+                    MetricFunction::CountOverTime
+                })
+            }
+            "quantile_over_time" => {
+                self.expect(Token::OpenParen)?;
+                let Some(Token::Ident(field)) = self.next() else {
+                    return Err(bad("quantile_over_time needs a field first"));
+                };
+                let field = parse_field(&field)?;
+                let mut quantiles = Vec::new();
+                while self.peek() == Some(&Token::Comma) {
+                    self.next();
+                    match self.next() {
+                        Some(Token::Number(number)) => quantiles.push(
+                            number
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|q| (0.0..=1.0).contains(q))
+                                .ok_or_else(|| bad(format!("bad quantile {number}")))?,
+                        ),
+                        other => return Err(bad(format!("expected a quantile, found {other:?}"))),
+                    }
+                }
+                self.expect(Token::CloseParen)?;
+                if quantiles.is_empty() {
+                    return Err(bad("quantile_over_time needs at least one quantile"));
+                }
+                Some(MetricFunction::Quantile(field, quantiles))
+            }
+            "min_over_time" | "max_over_time" | "avg_over_time" => {
+                let mut fields = self.fields()?;
+                if fields.len() != 1 {
+                    return Err(bad(format!("{name}() takes one field")));
+                }
+                let field = fields.remove(0);
+                Some(match name.as_str() {
+                    "min_over_time" => MetricFunction::Min(field),
+                    "max_over_time" => MetricFunction::Max(field),
+                    _ => MetricFunction::Avg(field),
+                })
+            }
+            _ => None,
+        };
+        if let Some(function) = metric {
+            let by = match self.peek() {
+                Some(Token::Ident(word)) if word == "by" => {
+                    self.next();
+                    self.fields()?
+                }
+                _ => Vec::new(),
+            };
+            return Ok(Stage::Metric { function, by });
+        }
         let aggregate = match name.as_str() {
             "select" => return Ok(Stage::Select(self.fields()?)),
             "by" => return Ok(Stage::By(self.fields()?)),
@@ -508,6 +594,13 @@ impl Query {
         if let Some(token) = parser.peek() {
             return Err(bad(format!("unexpected {token:?} after the query")));
         }
+        let metrics = stages
+            .iter()
+            .filter(|s| matches!(s, Stage::Metric { .. }))
+            .count();
+        if metrics > 1 || (metrics == 1 && !matches!(stages.last(), Some(Stage::Metric { .. }))) {
+            return Err(bad("a metrics function may only be the last stage"));
+        }
         Ok(Query { spansets, stages })
     }
 }
@@ -547,6 +640,14 @@ mod tests {
             Stage::Select(fields) if fields[0] == Field::Attribute(Scope::Span, "http.url".into())
         ));
         assert!(Query::parse("{ .a = 1 } | avg(duration) > 1s").is_ok());
+        let metric =
+            Query::parse("{ } | quantile_over_time(duration, .5, 0.9) by (resource.service.name)")
+                .unwrap();
+        assert!(matches!(
+            &metric.stages[0],
+            Stage::Metric { function: MetricFunction::Quantile(_, q), by } if q == &[0.5, 0.9] && by.len() == 1
+        ));
+        assert!(Query::parse("{ } | rate() | count() > 1").is_err());
     }
 
     #[test]
@@ -556,7 +657,7 @@ mod tests {
             ("{ .a = 1 ", "expected CloseBrace"),
             ("{ .a =~ 3 }", "string pattern"),
             ("{ .a =~ \"(\" }", "bad regex"),
-            ("{ .a = 1 } | rate()", "unsupported pipeline stage"),
+            ("{ .a = 1 } | histogram()", "unsupported pipeline stage"),
             ("{ .a = 1 } }", "unexpected"),
         ] {
             let error = Query::parse(query).unwrap_err();
