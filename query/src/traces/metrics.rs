@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use proto::{TenantId, TraceId};
 
 use super::rows::{SpanBatch, SpanRef};
-use super::traceql::{MetricFunction, Query, Stage, Value};
+use super::traceql::{Labels, MetricFunction, Query, Stage, Value};
 use super::{TimeRange, scan, with_timeout};
 use crate::{Error, QueryContext, Result};
 
@@ -85,7 +85,7 @@ pub(crate) fn compute(
         }
     }
     // labels (as text) → (labels, values per bucket)
-    let mut groups: BTreeMap<String, (Vec<(String, Value)>, Vec<Vec<f64>>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, (Labels, Vec<Vec<f64>>)> = BTreeMap::new();
     for spans in traces.values() {
         for (labels, start, value) in query.metric_points(spans) {
             if start < range.start_ns || start > range.end_ns {

@@ -45,8 +45,15 @@ pub struct Spanset {
     pub group: Vec<(String, Value)>,
 }
 
+/// One span a metrics query counts: its `by (…)` labels, its start (Unix ns), and the
+/// value of the function's field (durations in seconds).
+pub(crate) type MetricPoint = (Labels, i64, Option<f64>);
+
+/// `(name, value)` labels of a group or series.
+pub type Labels = Vec<(String, Value)>;
+
 /// A spanset during the pipeline: its `by(…)` labels and its members (span indices).
-type Group = (Vec<(String, Value)>, Vec<usize>);
+type Group = (Labels, Vec<usize>);
 
 /// The spans of one trace with the links the structural operators follow.
 struct TraceView<'s, 'a> {
@@ -479,10 +486,7 @@ impl Query {
 
     /// For a metrics query, every matching span of one trace as (labels, start, value of
     /// the function's field). Empty when the trace does not match.
-    pub(crate) fn metric_points(
-        &self,
-        spans: &[SpanRef<'_>],
-    ) -> Vec<(Vec<(String, Value)>, i64, Option<f64>)> {
+    pub(crate) fn metric_points(&self, spans: &[SpanRef<'_>]) -> Vec<MetricPoint> {
         let Some(Stage::Metric { function, by }) = self.stages.last() else {
             return Vec::new();
         };
