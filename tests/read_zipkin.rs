@@ -142,6 +142,38 @@ async fn every_fixture_reads_back_span_for_span() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_read_the_same_from_hot_and_cold_data() {
+    let server = common::TestServer::start().await;
+    let base = server.url();
+    let yelp = load_fixture(&server, "c", "yelp.json").await;
+    let trace_id = yelp[0]["traceId"].as_str().expect("id");
+    let window = "endTs=1600000000000&lookback=200000000000";
+    let hot_trace = get_json(&format!("{base}/api/v2/trace/{trace_id}"), "c").await;
+    let hot_search = get_json(&format!("{base}/api/v2/traces?{window}"), "c").await;
+    let hot_links = get_json(&format!("{base}/api/v2/dependencies?{window}"), "c").await;
+    let report = server.storage().flush().await.expect("flush");
+    assert!(report.segments >= 1, "{report:?}");
+    // The yelp trace now lives in a segment; a second trace (messaging) stays hot.
+    load_fixture(&server, "c", "messaging.json").await;
+    let cold_trace = get_json(&format!("{base}/api/v2/trace/{trace_id}"), "c").await;
+    assert_eq!(cold_trace, hot_trace);
+    assert_eq!(sorted(cold_trace.as_array().expect("spans")), sorted(&yelp));
+    let search = get_json(&format!("{base}/api/v2/traces?{window}"), "c").await;
+    assert_eq!(search.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        search[0], hot_search[0],
+        "yelp (2019) is newer than messaging (2018)"
+    );
+    let links = get_json(&format!("{base}/api/v2/dependencies?{window}"), "c").await;
+    for link in hot_links.as_array().expect("links") {
+        assert!(
+            links.as_array().expect("links").contains(link),
+            "{link} after flush"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_names_dependencies_and_autocomplete() {
     let server = common::TestServer::start().await;
     let base = server.url();
