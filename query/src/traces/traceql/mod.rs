@@ -6,16 +6,18 @@
 //! Attribute values are stored as text; a comparison gives them the type of the other
 //! side (number, duration in nanoseconds, bool, string).
 
+mod ast;
 mod eval;
 mod lex;
 mod parse;
 
 use std::collections::BTreeMap;
 
-pub use parse::{
+pub use ast::{
     Aggregate, Condition, Field, Intrinsic, MetricFunction, Operand, Query, Scope, SpansetExpr,
-    Stage, Value, parse_field,
+    Stage, Value,
 };
+pub use parse::parse_field;
 use proto::SpanId;
 
 use super::rows::SpanRef;
