@@ -204,6 +204,68 @@ async fn grafana_jaeger_datasource_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jaeger_v3_api() {
+    let server = jaeger_server().await;
+    let base = server.jaeger_url();
+    let start = load_otlp(&server, "t").await;
+    let services = get_json(&format!("{base}/api/v3/services"), "t").await;
+    assert_eq!(services, json!({"services": ["api", "cart"]}));
+    let operations = get_json(&format!("{base}/api/v3/operations?service=cart"), "t").await;
+    assert_eq!(
+        operations,
+        json!({"operations": [{"name": "POST /cart", "spanKind": "server"}, {"name": "SELECT", "spanKind": "client"}]})
+    );
+    let trace = get_json(&format!("{base}/api/v3/traces/{}", hex(&TRACE_A)), "t").await;
+    let spans: Vec<&Value> = trace["result"]["resourceSpans"]
+        .as_array()
+        .expect("resourceSpans")
+        .iter()
+        .flat_map(|r| r["scopeSpans"].as_array().into_iter().flatten())
+        .flat_map(|s| s["spans"].as_array().into_iter().flatten())
+        .collect();
+    assert_eq!(spans.len(), 5);
+    assert!(spans.iter().all(|s| s["traceId"] == hex(&TRACE_A)));
+    let rfc3339 = |ns: u64| {
+        let seconds = ns / 1_000_000_000;
+        let days = seconds / 86_400;
+        // Civil date from days since the epoch (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let rest = seconds % 86_400;
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rest / 3600,
+            rest / 60 % 60,
+            rest % 60
+        )
+    };
+    let url = format!(
+        "{base}/api/v3/traces?query.service_name=cart&query.start_time_min={}&query.start_time_max={}&query.duration_min=300ms",
+        rfc3339(start - 10_000_000_000),
+        rfc3339(start + 10_000_000_000)
+    );
+    let found = get_json(&url, "t").await;
+    let groups = found["result"]["resourceSpans"].as_array().expect("groups");
+    assert_eq!(groups.len(), 2, "trace A's two resources: {found}");
+    let (status, body, _) = get(
+        &format!("{base}/api/v3/traces/{}", "cd".repeat(16)),
+        "t",
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let error: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(error["error"]["httpCode"], 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zipkin_fixture_reads_back_through_jaeger() {
     let server = jaeger_server().await;
     let spans = load_fixture(&server, "z", "messaging.json").await;

@@ -3,7 +3,7 @@
 //! (`/api/v1/service_graph`) computed from spans.
 
 mod metrics;
-mod otlp;
+pub(crate) mod otlp;
 pub(crate) mod params;
 mod search;
 mod tags;

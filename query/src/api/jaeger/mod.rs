@@ -1,7 +1,9 @@
 //! The Jaeger query API (PROTOCOLS.md §5.7) served on the Jaeger listener: services,
 //! operations, trace search, trace by id and dependencies, in the Jaeger UI's JSON
 //! model (`{"data":…,"total","limit","offset","errors"}`, processes, typed tags,
-//! microsecond times).
+//! microsecond times), and the v3 OTLP/JSON API (`/api/v3/…`).
+
+mod v3;
 
 use std::collections::BTreeMap;
 
@@ -30,6 +32,10 @@ pub fn routes() -> Router<QueryContext> {
         .route("/api/traces", get(search))
         .route("/api/traces/{id}", get(trace))
         .route("/api/dependencies", get(dependencies))
+        .route("/api/v3/services", get(v3::services))
+        .route("/api/v3/operations", get(v3::operations))
+        .route("/api/v3/traces", get(v3::search))
+        .route("/api/v3/traces/{id}", get(v3::trace))
 }
 
 /// Default number of traces a search returns.
