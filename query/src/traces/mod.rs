@@ -20,6 +20,7 @@ pub(crate) mod rows;
 mod search;
 pub mod traceql;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use proto::{TenantId, TraceId};
@@ -165,6 +166,43 @@ pub struct Operation {
     pub kind: String,
 }
 
+/// Lists (services, operations, keys, values) read their window in at most this many
+/// slices, newest first, so a long window is bounded by the timeout rather than by
+/// [`MAX_SCANNED_SPANS`] at once.
+const LIST_SLICES: i64 = 64;
+/// The shortest slice a list reads.
+const LIST_SLICE_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// Scans `range` slice by slice, newest first, until `visit` returns true.
+async fn scan_slices(
+    context: &QueryContext,
+    tenant: &TenantId,
+    range: TimeRange,
+    mut visit: impl FnMut(&[SpanBatch]) -> bool,
+) -> Result<()> {
+    let range = range.validate()?;
+    let width = range.end_ns.saturating_sub(range.start_ns);
+    let slice = (width / LIST_SLICES).max(LIST_SLICE_NS);
+    let mut end = range.end_ns;
+    loop {
+        let start = end.saturating_sub(slice).max(range.start_ns);
+        let batches = scan(
+            context,
+            tenant,
+            TimeRange {
+                start_ns: start,
+                end_ns: end,
+            },
+            None,
+        )
+        .await?;
+        if visit(&batches) || start <= range.start_ns {
+            return Ok(());
+        }
+        end = start - 1;
+    }
+}
+
 /// The services that recorded spans in `range`, sorted.
 pub async fn service_names(
     context: &QueryContext,
@@ -172,16 +210,19 @@ pub async fn service_names(
     range: TimeRange,
 ) -> Result<Vec<String>> {
     with_timeout(context, async {
-        let batches = scan(context, tenant, range.validate()?, None).await?;
-        let mut names = std::collections::BTreeSet::new();
-        for batch in &batches {
-            for row in 0..batch.len() {
-                let service = batch.span(row).service();
-                if !names.contains(service) {
-                    names.insert(service.to_string());
+        let mut names = BTreeSet::new();
+        scan_slices(context, tenant, range, |batches| {
+            for batch in batches {
+                for row in 0..batch.len() {
+                    let service = batch.span(row).service();
+                    if !names.contains(service) {
+                        names.insert(service.to_string());
+                    }
                 }
             }
-        }
+            false
+        })
+        .await?;
         Ok(names.into_iter().collect())
     })
     .await
@@ -195,25 +236,28 @@ pub async fn operations(
     service: Option<&str>,
 ) -> Result<Vec<Operation>> {
     with_timeout(context, async {
-        let batches = scan(context, tenant, range.validate()?, None).await?;
-        let mut seen = std::collections::BTreeSet::new();
-        for batch in &batches {
-            for row in 0..batch.len() {
-                let span = batch.span(row);
-                if service.is_some_and(|s| s != span.service()) {
-                    continue;
+        let mut seen = BTreeSet::new();
+        scan_slices(context, tenant, range, |batches| {
+            for batch in batches {
+                for row in 0..batch.len() {
+                    let span = batch.span(row);
+                    if service.is_some_and(|s| s != span.service()) {
+                        continue;
+                    }
+                    let operation = Operation {
+                        service: span.service().to_string(),
+                        name: span.name().to_string(),
+                        kind: span.kind().to_string(),
+                    };
+                    if !seen.contains(&operation) {
+                        seen.insert(operation);
+                    }
                 }
-                seen.insert((span.service(), span.name(), span.kind()));
             }
-        }
-        Ok(seen
-            .into_iter()
-            .map(|(service, name, kind)| Operation {
-                service: service.to_string(),
-                name: name.to_string(),
-                kind: kind.to_string(),
-            })
-            .collect())
+            false
+        })
+        .await?;
+        Ok(seen.into_iter().collect())
     })
     .await
 }
@@ -227,18 +271,22 @@ pub async fn remote_services(
     service: &str,
 ) -> Result<Vec<String>> {
     with_timeout(context, async {
-        let batches = scan(context, tenant, range.validate()?, None).await?;
-        let mut names = std::collections::BTreeSet::new();
-        for batch in &batches {
-            for row in 0..batch.len() {
-                let span = batch.span(row);
-                if span.service() == service
-                    && let Some(peer) = span.peer_service()
-                {
-                    names.insert(peer.to_string());
+        let mut names = BTreeSet::new();
+        scan_slices(context, tenant, range, |batches| {
+            for batch in batches {
+                for row in 0..batch.len() {
+                    let span = batch.span(row);
+                    if span.service() == service
+                        && let Some(peer) = span.peer_service()
+                        && !names.contains(peer)
+                    {
+                        names.insert(peer.to_string());
+                    }
                 }
             }
-        }
+            false
+        })
+        .await?;
         Ok(names.into_iter().collect())
     })
     .await
@@ -253,24 +301,27 @@ pub async fn attribute_keys(
     limit: usize,
 ) -> Result<(Vec<String>, Vec<String>)> {
     with_timeout(context, async {
-        let batches = scan(context, tenant, range.validate()?, None).await?;
-        let mut span_keys = std::collections::BTreeSet::new();
-        let mut resource_keys = std::collections::BTreeSet::new();
-        for batch in &batches {
-            for row in 0..batch.len() {
-                let span = batch.span(row);
-                for (key, _) in span.attributes() {
-                    if span_keys.len() < limit && !span_keys.contains(key) {
-                        span_keys.insert(key.to_string());
+        let mut span_keys = BTreeSet::new();
+        let mut resource_keys = BTreeSet::new();
+        scan_slices(context, tenant, range, |batches| {
+            for batch in batches {
+                for row in 0..batch.len() {
+                    let span = batch.span(row);
+                    for (key, _) in span.attributes() {
+                        if span_keys.len() < limit && !span_keys.contains(key) {
+                            span_keys.insert(key.to_string());
+                        }
                     }
-                }
-                for (key, _) in span.resource() {
-                    if resource_keys.len() < limit && !resource_keys.contains(key) {
-                        resource_keys.insert(key.to_string());
+                    for (key, _) in span.resource() {
+                        if resource_keys.len() < limit && !resource_keys.contains(key) {
+                            resource_keys.insert(key.to_string());
+                        }
                     }
                 }
             }
-        }
+            span_keys.len() >= limit && resource_keys.len() >= limit
+        })
+        .await?;
         Ok((
             span_keys.into_iter().collect(),
             resource_keys.into_iter().collect(),
@@ -300,29 +351,32 @@ pub async fn attribute_values(
     limit: usize,
 ) -> Result<Vec<String>> {
     with_timeout(context, async {
-        let batches = scan(context, tenant, range.validate()?, None).await?;
-        let mut values = std::collections::BTreeSet::new();
-        'scan: for batch in &batches {
-            for row in 0..batch.len() {
-                let span = batch.span(row);
-                let found = [
-                    (scope != AttributeScope::Resource)
-                        .then(|| span.attribute(key))
-                        .flatten(),
-                    (scope != AttributeScope::Span)
-                        .then(|| span.resource_attribute(key))
-                        .flatten(),
-                ];
-                for value in found.into_iter().flatten() {
-                    if !values.contains(value) {
-                        values.insert(value.to_string());
-                        if values.len() >= limit {
-                            break 'scan;
+        let mut values = BTreeSet::new();
+        scan_slices(context, tenant, range, |batches| {
+            for batch in batches {
+                for row in 0..batch.len() {
+                    let span = batch.span(row);
+                    let found = [
+                        (scope != AttributeScope::Resource)
+                            .then(|| span.attribute(key))
+                            .flatten(),
+                        (scope != AttributeScope::Span)
+                            .then(|| span.resource_attribute(key))
+                            .flatten(),
+                    ];
+                    for value in found.into_iter().flatten() {
+                        if !values.contains(value) {
+                            values.insert(value.to_string());
+                            if values.len() >= limit {
+                                return true;
+                            }
                         }
                     }
                 }
             }
-        }
+            false
+        })
+        .await?;
         Ok(values.into_iter().collect())
     })
     .await
