@@ -77,6 +77,13 @@ pub struct LogRowRefs {
     segment_meta: SegmentMeta,
 }
 
+impl LogRowRefs {
+    /// The time range of the segment these rows are in, Unix nanoseconds (inclusive).
+    pub fn time_range(&self) -> (i64, i64) {
+        (self.segment_meta.min_time_ns, self.segment_meta.max_time_ns)
+    }
+}
+
 fn string_at(array: &dyn Array, row: usize) -> Option<&str> {
     let strings = array.as_any().downcast_ref::<StringArray>()?;
     strings.is_valid(row).then(|| strings.value(row))
