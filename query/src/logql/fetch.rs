@@ -1,0 +1,109 @@
+//! Reading log lines out of storage for a time range, newest (or oldest) first, with a
+//! pushed-down service, trace and text filter and a row predicate on top.
+//!
+//! Segments are visited in time order from the requested end, so a query with a limit
+//! stops reading as soon as no remaining segment can hold a line that would make the
+//! page; hot (unflushed) rows are always read.
+
+use std::sync::Arc;
+
+use proto::TenantId;
+use storage::{LogScan, Storage};
+
+use super::rows::{LogLine, read_batch};
+use crate::{Error, Result};
+
+/// Most lines one request may hold in memory before it fails as too large.
+pub const MAX_LINES: usize = 2_000_000;
+
+/// Order of the lines returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Newest first.
+    #[default]
+    Backward,
+    /// Oldest first.
+    Forward,
+}
+
+/// Reads the lines matching `scan` and `keep`, sorted in `direction` (ties broken by
+/// [`order_key`]), at most `limit` of them (`None`: all, bounded by [`MAX_LINES`]).
+pub async fn lines(
+    storage: &Arc<Storage>,
+    tenant: &TenantId,
+    scan: &LogScan,
+    keep: &(dyn Fn(&LogLine) -> bool + Send + Sync),
+    limit: Option<usize>,
+    direction: Direction,
+) -> Result<Vec<LogLine>> {
+    let hits = storage.search_logs(tenant, scan).await?;
+    let mut out = Vec::new();
+    let in_range = |ts: i64| ts >= scan.start_ns && ts <= scan.end_ns;
+    for batch in &hits.hot {
+        let mut rows = Vec::new();
+        read_batch(batch, |ts, _| in_range(ts), &mut rows)?;
+        out.extend(rows.into_iter().filter(|line| keep(line)));
+        check_size(out.len())?;
+    }
+    let mut cold = hits.cold;
+    match direction {
+        Direction::Backward => cold.sort_by_key(|refs| std::cmp::Reverse(refs.time_range().1)),
+        Direction::Forward => cold.sort_by_key(|refs| refs.time_range().0),
+    }
+    for refs in &cold {
+        if let Some(limit) = limit
+            && out.len() >= limit
+        {
+            sort(&mut out, direction);
+            out.truncate(limit);
+            let (lo, hi) = refs.time_range();
+            let worst = out.last().map(|l| l.ts_ns);
+            let done = match (direction, worst) {
+                (Direction::Backward, Some(worst)) => hi < worst,
+                (Direction::Forward, Some(worst)) => lo > worst,
+                _ => false,
+            };
+            if done {
+                break;
+            }
+        }
+        for batch in storage.fetch_log_rows(refs).await? {
+            let mut rows = Vec::new();
+            read_batch(&batch, |ts, _| in_range(ts), &mut rows)?;
+            out.extend(rows.into_iter().filter(|line| keep(line)));
+        }
+        check_size(out.len())?;
+    }
+    sort(&mut out, direction);
+    if let Some(limit) = limit {
+        out.truncate(limit);
+    }
+    Ok(out)
+}
+
+fn check_size(lines: usize) -> Result<()> {
+    if lines > MAX_LINES {
+        return Err(Error::TooLarge(format!(
+            "the query matches more than {MAX_LINES} log lines; narrow the time range or the filter"
+        )));
+    }
+    Ok(())
+}
+
+/// Sorts lines by time in `direction`, ties by a hash of service and body (a total
+/// order that cursors rely on).
+pub fn sort(lines: &mut [LogLine], direction: Direction) {
+    match direction {
+        Direction::Backward => lines.sort_by_cached_key(|l| std::cmp::Reverse(order_key(l))),
+        Direction::Forward => lines.sort_by_cached_key(order_key),
+    }
+}
+
+/// The key lines are ordered by: time, then a hash of service and body.
+pub fn order_key(line: &LogLine) -> (i64, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    line.service.hash(&mut hasher);
+    line.body.hash(&mut hasher);
+    (line.ts_ns, hasher.finish())
+}
