@@ -36,14 +36,47 @@ pub async fn lines(
     limit: Option<usize>,
     direction: Direction,
 ) -> Result<Vec<LogLine>> {
+    let in_range = |ts: i64| ts >= scan.start_ns && ts <= scan.end_ns;
+    let Some(limit) = limit else {
+        // Everything: one read per segment.
+        let mut out = Vec::new();
+        for batch in storage.scan_logs(tenant, scan).await? {
+            let mut rows = Vec::new();
+            read_batch(&batch, |ts, _| in_range(ts), &mut rows)?;
+            out.extend(rows.into_iter().filter(|line| keep(line)));
+            check_size(out.len())?;
+        }
+        sort(&mut out, direction);
+        return Ok(out);
+    };
     let hits = storage.search_logs(tenant, scan).await?;
     let mut out = Vec::new();
-    let in_range = |ts: i64| ts >= scan.start_ns && ts <= scan.end_ns;
-    for batch in &hits.hot {
+    // Lines beyond the current page's worst line can never make the page: skip
+    // building them.
+    let add_batch = |batch: &arrow::array::RecordBatch, out: &mut Vec<LogLine>| {
+        if out.len() >= limit {
+            sort(out, direction);
+            out.truncate(limit);
+        }
+        let worst = (out.len() >= limit)
+            .then(|| out.last().map(|l| l.ts_ns))
+            .flatten();
+        let could_make_page = |ts: i64| match (worst, direction) {
+            (None, _) => true,
+            (Some(w), Direction::Backward) => ts >= w,
+            (Some(w), Direction::Forward) => ts <= w,
+        };
         let mut rows = Vec::new();
-        read_batch(batch, |ts, _| in_range(ts), &mut rows)?;
+        read_batch(
+            batch,
+            |ts, _| in_range(ts) && could_make_page(ts),
+            &mut rows,
+        )?;
         out.extend(rows.into_iter().filter(|line| keep(line)));
-        check_size(out.len())?;
+        check_size(out.len())
+    };
+    for batch in &hits.hot {
+        add_batch(batch, &mut out)?;
     }
     let mut cold = hits.cold;
     match direction {
@@ -51,9 +84,7 @@ pub async fn lines(
         Direction::Forward => cold.sort_by_key(|refs| refs.time_range().0),
     }
     for refs in &cold {
-        if let Some(limit) = limit
-            && out.len() >= limit
-        {
+        if out.len() >= limit {
             sort(&mut out, direction);
             out.truncate(limit);
             let (lo, hi) = refs.time_range();
@@ -68,17 +99,36 @@ pub async fn lines(
             }
         }
         for batch in storage.fetch_log_rows(refs).await? {
-            let mut rows = Vec::new();
-            read_batch(&batch, |ts, _| in_range(ts), &mut rows)?;
-            out.extend(rows.into_iter().filter(|line| keep(line)));
+            add_batch(&batch, &mut out)?;
         }
-        check_size(out.len())?;
     }
     sort(&mut out, direction);
-    if let Some(limit) = limit {
-        out.truncate(limit);
-    }
+    out.truncate(limit);
     Ok(out)
+}
+
+/// Calls `f(ts_ns, body)` for every row matching `scan` (no order), without building
+/// lines: for counting.
+pub async fn visit(
+    storage: &Arc<Storage>,
+    tenant: &TenantId,
+    scan: &LogScan,
+    mut f: impl FnMut(i64, &str),
+) -> Result<()> {
+    for batch in storage.scan_logs(tenant, scan).await? {
+        let mut none = Vec::new();
+        read_batch(
+            &batch,
+            |ts, body| {
+                if ts >= scan.start_ns && ts <= scan.end_ns {
+                    f(ts, body);
+                }
+                false
+            },
+            &mut none,
+        )?;
+    }
+    Ok(())
 }
 
 fn check_size(lines: usize) -> Result<()> {

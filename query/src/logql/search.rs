@@ -165,6 +165,28 @@ impl SearchExpr {
         }
     }
 
+    /// True when the expression only looks at the body (storage confirms it exactly).
+    fn body_only(&self) -> bool {
+        match self {
+            SearchExpr::Text(_) => true,
+            SearchExpr::And(parts) | SearchExpr::Or(parts) => parts.iter().all(Self::body_only),
+            SearchExpr::Not(part) => part.body_only(),
+            SearchExpr::Field { .. } | SearchExpr::All => false,
+        }
+    }
+
+    /// [`SearchExpr::matches`] for a body-only expression.
+    fn matches_body(&self, body: &str) -> bool {
+        match self {
+            SearchExpr::Text(text) => text.matches(body),
+            SearchExpr::And(parts) => parts.iter().all(|p| p.matches_body(body)),
+            SearchExpr::Or(parts) => parts.iter().any(|p| p.matches_body(body)),
+            SearchExpr::Not(part) => !part.matches_body(body),
+            SearchExpr::All => true,
+            SearchExpr::Field { .. } => false,
+        }
+    }
+
     /// The exact values a top-level AND requires for `field` (no prefix).
     fn required(&self, field: &str) -> Option<String> {
         match self {
@@ -536,21 +558,34 @@ pub async fn count_by_bucket(
     }
     let prepared = prepare(search)?;
     let expr = &prepared.expr;
-    let keep = |line: &LogLine| expr.matches(line);
-    let lines = fetch::lines(
-        storage,
-        tenant,
-        &prepared.scan,
-        &keep,
-        None,
-        Direction::Backward,
-    )
-    .await?;
     let mut counts = vec![0u64; (last - first + 1) as usize];
-    for line in &lines {
-        let bucket = line.ts_ns.div_euclid(step_ns) - first;
+    let mut count = |ts: i64| {
+        let bucket = ts.div_euclid(step_ns) - first;
         if let Some(count) = counts.get_mut(bucket as usize) {
             *count += 1;
+        }
+    };
+    if expr.body_only() || *expr == SearchExpr::All {
+        // Only the body matters: count without building lines.
+        fetch::visit(storage, tenant, &prepared.scan, |ts, body| {
+            if expr.matches_body(body) {
+                count(ts);
+            }
+        })
+        .await?;
+    } else {
+        let keep = |line: &LogLine| expr.matches(line);
+        let lines = fetch::lines(
+            storage,
+            tenant,
+            &prepared.scan,
+            &keep,
+            None,
+            Direction::Backward,
+        )
+        .await?;
+        for line in &lines {
+            count(line.ts_ns);
         }
     }
     let total = counts.iter().sum();
