@@ -81,7 +81,8 @@ impl TextQuery {
                 }
                 let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
                 let runs: Vec<String> = alnum_runs(body).map(|(_, r)| r.to_lowercase()).collect();
-                runs.windows(words.len()).any(|window| window == words.as_slice())
+                runs.windows(words.len())
+                    .any(|window| window == words.as_slice())
             }
             TextQuery::Fuzzy { word, distance } => {
                 let word: Vec<char> = word.to_lowercase().chars().collect();
@@ -516,7 +517,12 @@ impl LogIndex {
                 let clauses: Vec<(Occur, Box<dyn Query>)> = words
                     .iter()
                     .filter(|word| token_fate(word) == TokenFate::Indexed)
-                    .map(|word| (Occur::Must, self.term(self.fields.body, &word.to_lowercase())))
+                    .map(|word| {
+                        (
+                            Occur::Must,
+                            self.term(self.fields.body, &word.to_lowercase()),
+                        )
+                    })
                     .collect();
                 (!clauses.is_empty())
                     .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
