@@ -66,11 +66,19 @@ impl TextQuery {
             TextQuery::Contains(needle) => body.contains(needle.as_str()),
             TextQuery::Term(word) => {
                 let word = word.to_lowercase();
-                alnum_runs(body).any(|(_, run)| run.to_lowercase() == word)
+                alnum_runs(body).any(|(_, run)| same_word(run, &word))
             }
             TextQuery::Prefix(prefix) => {
                 let prefix = prefix.to_lowercase();
-                alnum_runs(body).any(|(_, run)| run.to_lowercase().starts_with(&prefix))
+                alnum_runs(body).any(|(_, run)| {
+                    if run.is_ascii() && prefix.is_ascii() {
+                        run.len() >= prefix.len()
+                            && run.as_bytes()[..prefix.len()]
+                                .eq_ignore_ascii_case(prefix.as_bytes())
+                    } else {
+                        run.to_lowercase().starts_with(&prefix)
+                    }
+                })
             }
             TextQuery::And(parts) => parts.iter().all(|q| q.matches(body)),
             TextQuery::Or(parts) => parts.iter().any(|q| q.matches(body)),
@@ -80,9 +88,13 @@ impl TextQuery {
                     return true;
                 }
                 let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-                let runs: Vec<String> = alnum_runs(body).map(|(_, r)| r.to_lowercase()).collect();
-                runs.windows(words.len())
-                    .any(|window| window == words.as_slice())
+                let runs: Vec<&str> = alnum_runs(body).map(|(_, r)| r).collect();
+                runs.windows(words.len()).any(|window| {
+                    window
+                        .iter()
+                        .zip(&words)
+                        .all(|(run, word)| same_word(run, word))
+                })
             }
             TextQuery::Fuzzy { word, distance } => {
                 let word: Vec<char> = word.to_lowercase().chars().collect();
@@ -94,6 +106,15 @@ impl TextQuery {
                 })
             }
         }
+    }
+}
+
+/// True when `run` lowercased equals `lower` (already lowercase).
+fn same_word(run: &str, lower: &str) -> bool {
+    if run.is_ascii() && lower.is_ascii() {
+        run.eq_ignore_ascii_case(lower)
+    } else {
+        run.to_lowercase() == lower
     }
 }
 

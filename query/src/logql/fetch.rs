@@ -1,9 +1,9 @@
 //! Reading log lines out of storage for a time range, newest (or oldest) first, with a
 //! pushed-down service, trace and text filter and a row predicate on top.
 //!
-//! Segments are visited in time order from the requested end, so a query with a limit
-//! stops reading as soon as no remaining segment can hold a line that would make the
-//! page; hot (unflushed) rows are always read.
+//! Each segment's candidate rows (from its full-text index) are read once; with a
+//! limit, rows older (newer, forward) than the current page's last line are skipped
+//! before a line is built.
 
 use std::sync::Arc;
 
@@ -49,13 +49,12 @@ pub async fn lines(
         sort(&mut out, direction);
         return Ok(out);
     };
-    let hits = storage.search_logs(tenant, scan).await?;
     let mut out = Vec::new();
     // Lines beyond the current page's worst line can never make the page: skip
     // building them.
-    let add_batch = |batch: &arrow::array::RecordBatch, out: &mut Vec<LogLine>| {
+    for batch in storage.scan_logs(tenant, scan).await? {
         if out.len() >= limit {
-            sort(out, direction);
+            sort(&mut out, direction);
             out.truncate(limit);
         }
         let worst = (out.len() >= limit)
@@ -68,39 +67,12 @@ pub async fn lines(
         };
         let mut rows = Vec::new();
         read_batch(
-            batch,
+            &batch,
             |ts, _| in_range(ts) && could_make_page(ts),
             &mut rows,
         )?;
         out.extend(rows.into_iter().filter(|line| keep(line)));
-        check_size(out.len())
-    };
-    for batch in &hits.hot {
-        add_batch(batch, &mut out)?;
-    }
-    let mut cold = hits.cold;
-    match direction {
-        Direction::Backward => cold.sort_by_key(|refs| std::cmp::Reverse(refs.time_range().1)),
-        Direction::Forward => cold.sort_by_key(|refs| refs.time_range().0),
-    }
-    for refs in &cold {
-        if out.len() >= limit {
-            sort(&mut out, direction);
-            out.truncate(limit);
-            let (lo, hi) = refs.time_range();
-            let worst = out.last().map(|l| l.ts_ns);
-            let done = match (direction, worst) {
-                (Direction::Backward, Some(worst)) => hi < worst,
-                (Direction::Forward, Some(worst)) => lo > worst,
-                _ => false,
-            };
-            if done {
-                break;
-            }
-        }
-        for batch in storage.fetch_log_rows(refs).await? {
-            add_batch(&batch, &mut out)?;
-        }
+        check_size(out.len())?;
     }
     sort(&mut out, direction);
     out.truncate(limit);
