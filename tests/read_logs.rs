@@ -34,9 +34,12 @@ async fn hits(server: &common::TestServer, t0: i64, extra: &[(&str, &str)]) -> B
         .collect()
 }
 
+/// Search parameters of one case.
+type Params = Vec<(&'static str, &'static str)>;
+
 async fn check_search(server: &common::TestServer, t0: i64, phase: &str) {
     let q = |text: &'static str| [("q", text)];
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<(Params, Vec<&str>)> = vec![
         (
             q("timeout").to_vec(),
             vec![MYSQL, INVOICE_TIMEOUT, CART_FAILED],
