@@ -138,8 +138,10 @@ pub fn time_range(params: &Params, default_lookback_ns: i64) -> Result<(i64, i64
     };
     let start = match (params.get("start"), params.get("since")) {
         (Some(v), _) => parse_time_ns("start", v)?,
-        (None, Some(since)) => end - parse_duration("since", since)?.saturating_mul(1_000_000),
-        (None, None) => end - default_lookback_ns,
+        (None, Some(since)) => {
+            end.saturating_sub(parse_duration("since", since)?.saturating_mul(1_000_000))
+        }
+        (None, None) => end.saturating_sub(default_lookback_ns),
     };
     if start > end {
         return Err(Error::BadRequest(
@@ -246,7 +248,7 @@ async fn histogram(
         let request = log_search(&params)?;
         let step_ns = match params.get("step") {
             Some(step) => parse_duration("step", step)?.saturating_mul(1_000_000),
-            None => ((request.end_ns - request.start_ns) / 100).max(1_000_000_000),
+            None => (request.end_ns.saturating_sub(request.start_ns) / 100).max(1_000_000_000),
         };
         let histogram = with_timeout(
             &context,
@@ -280,9 +282,9 @@ async fn patterns_route(
             Some(step) => parse_duration("step", step)?
                 .saturating_mul(1_000_000)
                 .max(1),
-            None => ((end - start) / 60).max(1_000_000_000),
+            None => (end.saturating_sub(start) / 60).max(1_000_000_000),
         };
-        if (end - start) / step_ns > 11_000 {
+        if end.saturating_sub(start) / step_ns > 11_000 {
             return Err(Error::BadRequest("too many buckets; raise the step".into()));
         }
         let data = with_timeout(&context, async {
@@ -299,7 +301,12 @@ async fn patterns_route(
                     ));
                 }
                 let baseline = patterns::lines(storage, &tenant, &services, bs, be).await?;
-                let changes = patterns::compare(&baseline, be - bs, &incident, end - start);
+                let changes = patterns::compare(
+                    &baseline,
+                    be.saturating_sub(bs),
+                    &incident,
+                    end.saturating_sub(start),
+                );
                 data["changes"] =
                     serde_json::to_value(changes).map_err(|e| Error::Internal(e.to_string()))?;
             }

@@ -249,7 +249,7 @@ async fn query_range(
                 let started = Instant::now();
                 let step_ms = match params.get("step").or(params.get("interval")) {
                     Some(step) => parse_duration("step", step)?,
-                    None => ((end - start) / 1_000_000 / 250).max(1000),
+                    None => (end.saturating_sub(start) / 1_000_000 / 250).max(1000),
                 };
                 let steps = Steps::range(start / 1_000_000, end / 1_000_000, step_ms)?;
                 let evaluator = Evaluator {
@@ -561,7 +561,7 @@ async fn volume_range(
         let limit = limit_of(&params)?;
         let step_ms = match params.get("step") {
             Some(step) => parse_duration("step", step)?,
-            None => ((end - start) / 1_000_000 / 250).max(1000),
+            None => (end.saturating_sub(start) / 1_000_000 / 250).max(1000),
         };
         let steps = Steps::range(start / 1_000_000, end / 1_000_000, step_ms)?;
         let lines = metadata_lines(&context, &tenant, selector.as_ref(), start, end).await?;
@@ -748,7 +748,7 @@ async fn patterns_route(
             Some(step) => parse_duration("step", step)?
                 .saturating_mul(1_000_000)
                 .max(1_000_000_000),
-            None => ((end - start) / 100).max(10_000_000_000),
+            None => (end.saturating_sub(start) / 100).max(10_000_000_000),
         };
         let lines = metadata_lines(&context, &tenant, selector.as_ref(), start, end).await?;
         let mined = patterns::mine(&lines, step_ns);

@@ -60,7 +60,7 @@ impl Steps {
         if end_ms < start_ms {
             return Err(Error::BadRequest("end must not be before start".into()));
         }
-        let count = (end_ms - start_ms) / step_ms + 1;
+        let count = end_ms.saturating_sub(start_ms) / step_ms + 1;
         if count as usize > MAX_STEPS {
             return Err(Error::BadRequest(format!(
                 "exceeded maximum resolution of {MAX_STEPS} points per series; raise the step"
@@ -219,10 +219,19 @@ impl Evaluator<'_> {
             } => {
                 let first = steps.times_ms.first().copied().unwrap_or(0);
                 let last = steps.times_ms.last().copied().unwrap_or(0);
-                let start_ns = (first - offset_ms - range_ms).saturating_mul(1_000_000);
-                let end_ns = (last - offset_ms).saturating_mul(1_000_000);
+                let start_ns = first
+                    .saturating_sub(*offset_ms)
+                    .saturating_sub(*range_ms)
+                    .saturating_mul(1_000_000);
+                let end_ns = last.saturating_sub(*offset_ms).saturating_mul(1_000_000);
                 let entries = self
-                    .entries(log, start_ns + 1, end_ns, None, Direction::Forward)
+                    .entries(
+                        log,
+                        start_ns.saturating_add(1),
+                        end_ns,
+                        None,
+                        Direction::Forward,
+                    )
                     .await?;
                 let mut samples: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
                 for mut entry in entries {
@@ -262,8 +271,8 @@ impl Evaluator<'_> {
                         points: vec![None; n],
                     };
                     for (i, t) in steps.times_ms.iter().enumerate() {
-                        let hi = (t - offset_ms) * 1_000_000;
-                        let lo = hi - range_ms * 1_000_000;
+                        let hi = t.saturating_sub(*offset_ms).saturating_mul(1_000_000);
+                        let lo = hi.saturating_sub(range_ms.saturating_mul(1_000_000));
                         let a = points.partition_point(|p| p.0 <= lo);
                         let b = points.partition_point(|p| p.0 <= hi);
                         if a < b {
