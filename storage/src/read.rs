@@ -77,6 +77,13 @@ pub struct LogRowRefs {
     segment_meta: SegmentMeta,
 }
 
+impl LogRowRefs {
+    /// The time range of the segment these rows are in, Unix nanoseconds (inclusive).
+    pub fn time_range(&self) -> (i64, i64) {
+        (self.segment_meta.min_time_ns, self.segment_meta.max_time_ns)
+    }
+}
+
 fn string_at(array: &dyn Array, row: usize) -> Option<&str> {
     let strings = array.as_any().downcast_ref::<StringArray>()?;
     strings.is_valid(row).then(|| strings.value(row))
@@ -402,13 +409,49 @@ impl Storage {
     }
 
     /// Returns every log record matching `scan` ([`crate::model::LOGS_SCHEMA`] batches).
+    ///
+    /// Unlike [`Storage::search_logs`] followed by [`Storage::fetch_log_rows`], each
+    /// segment's candidate rows are read once and filtered in place.
     pub async fn scan_logs(&self, tenant: &TenantId, scan: &LogScan) -> Result<Vec<RecordBatch>> {
-        let hits = self.search_logs(tenant, scan).await?;
+        let snapshot = self.snapshot();
         let mut out = Vec::new();
-        for refs in &hits.cold {
-            out.extend(self.fetch_log_rows(refs).await?);
+        let trace_hex = scan.trace_id.map(|id| id.to_string());
+        for segment in self.segments_for(
+            &snapshot.manifest,
+            tenant,
+            Table::Logs,
+            scan.start_ns,
+            scan.end_ns,
+        ) {
+            let filter = IndexFilter {
+                text: scan.text.as_ref(),
+                service: (scan.services.len() == 1).then(|| scan.services[0].as_str()),
+                trace_id_hex: trace_hex.as_deref(),
+            };
+            let candidates = match &segment.index_path {
+                Some(_) => self.log_index(&segment).await?.candidates(&filter)?,
+                None => None,
+            };
+            if candidates.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let keep_group = |group: &parquet::file::metadata::RowGroupMetaData| {
+                i64_range(group, log_col::TIMESTAMP)
+                    .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns)
+            };
+            for batch in
+                segment::read(&self.store, &segment, keep_group, candidates.as_deref()).await?
+            {
+                out.extend(scan.filter(&batch)?);
+            }
         }
-        out.extend(hits.hot);
+        for generation in &snapshot.generations {
+            if let Some(memtable) = generation.get(tenant) {
+                for batch in memtable.logs() {
+                    out.extend(scan.filter(&batch)?);
+                }
+            }
+        }
         if out.is_empty() {
             out.push(segment::empty(&LOGS_SCHEMA));
         }

@@ -18,7 +18,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use tantivy::collector::DocSetCollector;
 use tantivy::directory::RamDirectory;
-use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, RegexQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Directory, Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument, Term};
@@ -45,6 +45,18 @@ pub enum TextQuery {
     And(Vec<TextQuery>),
     /// At least one sub-query matches.
     Or(Vec<TextQuery>),
+    /// The sub-query does not match (the index cannot narrow this).
+    Not(Box<TextQuery>),
+    /// The body has these words consecutively (case-insensitive, whole tokens).
+    Phrase(Vec<String>),
+    /// The body has a word within this Levenshtein distance of the given word
+    /// (case-insensitive, whole token; distance 0 to 2).
+    Fuzzy {
+        /// The word.
+        word: String,
+        /// Most edits allowed.
+        distance: u8,
+    },
 }
 
 impl TextQuery {
@@ -54,16 +66,77 @@ impl TextQuery {
             TextQuery::Contains(needle) => body.contains(needle.as_str()),
             TextQuery::Term(word) => {
                 let word = word.to_lowercase();
-                alnum_runs(body).any(|(_, run)| run.to_lowercase() == word)
+                alnum_runs(body).any(|(_, run)| same_word(run, &word))
             }
             TextQuery::Prefix(prefix) => {
                 let prefix = prefix.to_lowercase();
-                alnum_runs(body).any(|(_, run)| run.to_lowercase().starts_with(&prefix))
+                alnum_runs(body).any(|(_, run)| {
+                    if run.is_ascii() && prefix.is_ascii() {
+                        run.len() >= prefix.len()
+                            && run.as_bytes()[..prefix.len()]
+                                .eq_ignore_ascii_case(prefix.as_bytes())
+                    } else {
+                        run.to_lowercase().starts_with(&prefix)
+                    }
+                })
             }
             TextQuery::And(parts) => parts.iter().all(|q| q.matches(body)),
             TextQuery::Or(parts) => parts.iter().any(|q| q.matches(body)),
+            TextQuery::Not(inner) => !inner.matches(body),
+            TextQuery::Phrase(words) => {
+                if words.is_empty() {
+                    return true;
+                }
+                let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+                let runs: Vec<&str> = alnum_runs(body).map(|(_, r)| r).collect();
+                runs.windows(words.len()).any(|window| {
+                    window
+                        .iter()
+                        .zip(&words)
+                        .all(|(run, word)| same_word(run, word))
+                })
+            }
+            TextQuery::Fuzzy { word, distance } => {
+                let word: Vec<char> = word.to_lowercase().chars().collect();
+                let distance = usize::from(*distance);
+                alnum_runs(body).any(|(_, run)| {
+                    let run: Vec<char> = run.to_lowercase().chars().collect();
+                    run.len().abs_diff(word.len()) <= distance
+                        && levenshtein(&run, &word, distance) <= distance
+                })
+            }
         }
     }
+}
+
+/// True when `run` lowercased equals `lower` (already lowercase).
+fn same_word(run: &str, lower: &str) -> bool {
+    if run.is_ascii() && lower.is_ascii() {
+        run.eq_ignore_ascii_case(lower)
+    } else {
+        run.to_lowercase() == lower
+    }
+}
+
+/// Levenshtein distance between `a` and `b`, cut short once every path exceeds `limit`
+/// (then any value above `limit` is returned).
+fn levenshtein(a: &[char], b: &[char], limit: usize) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        current[0] = i + 1;
+        let mut row_min = current[0];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+            row_min = row_min.min(current[j + 1]);
+        }
+        if row_min > limit {
+            return limit + 1;
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
 }
 
 /// Iterates over the maximal runs of alphanumeric characters, with their byte offsets.
@@ -459,6 +532,40 @@ impl LogIndex {
                 (!clauses.is_empty())
                     .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
             }
+            TextQuery::Not(_) => None,
+            TextQuery::Phrase(words) => {
+                // No positions are indexed: every word must be there; order is confirmed.
+                let clauses: Vec<(Occur, Box<dyn Query>)> = words
+                    .iter()
+                    .filter(|word| token_fate(word) == TokenFate::Indexed)
+                    .map(|word| {
+                        (
+                            Occur::Must,
+                            self.term(self.fields.body, &word.to_lowercase()),
+                        )
+                    })
+                    .collect();
+                (!clauses.is_empty())
+                    .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+            }
+            TextQuery::Fuzzy { word, distance } => {
+                let lower = word.to_lowercase();
+                let non_hex = lower.chars().filter(|c| !c.is_ascii_hexdigit()).count();
+                // A word within reach of a dropped (all-hex) or too-long token cannot be
+                // narrowed: such tokens are not in the index as themselves.
+                if *distance > 2
+                    || non_hex <= usize::from(*distance)
+                    || lower.len() + usize::from(*distance) > MAX_TOKEN_LEN
+                {
+                    None
+                } else {
+                    Some(Box::new(FuzzyTermQuery::new(
+                        Term::from_field_text(self.fields.body, &lower),
+                        *distance,
+                        false,
+                    )) as Box<dyn Query>)
+                }
+            }
         })
     }
 }
@@ -569,6 +676,48 @@ mod tests {
             ..IndexFilter::default()
         };
         assert_eq!(index.candidates(&service).unwrap(), Some(vec![1, 3]));
+    }
+
+    #[test]
+    fn phrase_fuzzy_and_not() {
+        let bodies = [
+            "connection timeout to mysql",
+            "timeout connection refused",
+            "payment declined",
+            "paymnet declined",
+        ];
+        let blob = build(&batch(&bodies), 16 << 20).unwrap();
+        let index = LogIndex::open(&blob).unwrap();
+        let run = |query: TextQuery| {
+            let filter = IndexFilter {
+                text: Some(&query),
+                ..IndexFilter::default()
+            };
+            let candidates = index.candidates(&filter).unwrap();
+            let confirmed: Vec<u32> = (0..bodies.len() as u32)
+                .filter(|row| query.matches(bodies[*row as usize]))
+                .filter(|row| candidates.as_ref().is_none_or(|c| c.contains(row)))
+                .collect();
+            confirmed
+        };
+        let phrase = TextQuery::Phrase(vec!["Connection".into(), "timeout".into()]);
+        assert_eq!(run(phrase), vec![0]);
+        let fuzzy = TextQuery::Fuzzy {
+            word: "payment".into(),
+            distance: 2,
+        };
+        assert_eq!(run(fuzzy), vec![2, 3]);
+        let exact = TextQuery::Fuzzy {
+            word: "payment".into(),
+            distance: 0,
+        };
+        assert_eq!(run(exact), vec![2]);
+        let not = TextQuery::And(vec![
+            TextQuery::Term("declined".into()),
+            TextQuery::Not(Box::new(TextQuery::Term("paymnet".into()))),
+        ]);
+        assert_eq!(run(not), vec![2]);
+        assert_eq!(levenshtein(&['a', 'b'], &['b', 'a'], 2), 2);
     }
 
     proptest! {

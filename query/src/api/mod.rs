@@ -9,6 +9,7 @@ use axum::Router;
 use crate::QueryContext;
 
 pub mod jaeger;
+pub mod logs;
 pub mod loki;
 pub mod params;
 pub mod prometheus;
@@ -22,6 +23,7 @@ pub fn router(context: QueryContext) -> Router {
     Router::new()
         .merge(prometheus::routes())
         .merge(loki::routes())
+        .merge(logs::routes())
         .merge(tempo::routes())
         .merge(zipkin::routes())
         .merge(sql::routes())
