@@ -438,7 +438,14 @@ pub async fn analyze(
             if base < 0.02 {
                 continue;
             }
-            let fams = families(callee, &moves, &log_index);
+            let mut fams = families(callee, &moves, &log_index);
+            let is_instrumented = !agg.dependency && instrumented.contains(callee);
+            let red_window = Red::of(red::callee_spans(&flat_window, callee, is_instrumented));
+            let red_baseline = Red::of(red::callee_spans(&flat_baseline, callee, is_instrumented));
+            let red_z = red_z(&red_window, &red_baseline);
+            if red_z > 0.0 {
+                fams.insert("traces", red_z);
+            }
             let e_max = fams.values().copied().map(strength).fold(0.0, f64::max);
             let agreeing = fams.values().filter(|z| **z >= 3.0).count() as f64;
             let score = base * (0.5 + 0.5 * e_max) + 0.05 * agreeing * (4.0 * base).min(1.0);
@@ -463,7 +470,7 @@ pub async fn analyze(
                 failing_window,
                 base_rate,
                 window_rate,
-                instrumented: !agg.dependency && instrumented.contains(callee),
+                instrumented: is_instrumented,
                 window: &flat_window,
                 baseline: &flat_baseline,
                 moves: &moves,
@@ -635,6 +642,21 @@ pub async fn analyze(
         signals_missing,
         suspects: candidates,
     })
+}
+
+/// z of the callee's own RED: error ratio against the baseline's, and median latency
+/// against the baseline's (a quarter of the baseline median, at least 1 ms, per unit).
+fn red_z(window: &Red, baseline: &Red) -> f64 {
+    if window.calls < 10 {
+        return 0.0;
+    }
+    let errors = rate_z(window.errors, window.calls, baseline.errors, baseline.calls);
+    let latency = if baseline.calls >= 10 {
+        ((window.p50_ms - baseline.p50_ms) / (0.25 * baseline.p50_ms).max(1.0)).clamp(0.0, Z_CAP)
+    } else {
+        0.0
+    };
+    errors.max(latency)
 }
 
 /// The kind a metrics-only candidate gets from its strongest families.
