@@ -30,6 +30,9 @@ struct Cli {
 enum Command {
     /// Runs the server until SIGTERM or SIGINT.
     Serve(ServeArgs),
+    /// Runs the simulated trust-platform fleet against a Sightline; prints the fault's
+    /// ground truth (JSON) on stdout.
+    Sim(SimArgs),
 }
 
 /// Flags of `serve`; each one overrides the same key of the config file.
@@ -92,6 +95,7 @@ impl ServeArgs {
 async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Sim(args) => sim_command::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +139,125 @@ fn init_logging(log_filter: &str) -> anyhow::Result<()> {
         .try_init()
         .map_err(|error| anyhow::anyhow!("failed to install the log subscriber: {error}"))
 }
+
+/// `sightline sim`: flags, and the run with its ground truth on stdout.
+mod sim_command {
+    use std::io::Write as _;
+
+    use anyhow::Context as _;
+    use clap::Args;
+    use proto::HumanDuration;
+    use tokio::signal::unix::{SignalKind, signal};
+    use tracing::info;
+
+    /// Flags of `sim`.
+    #[derive(Debug, Args)]
+    pub struct SimArgs {
+        /// Main URL of the Sightline to feed.
+        #[arg(long, default_value = "http://127.0.0.1:7700")]
+        target: String,
+        /// Fault scenario to inject (see --list); none: a healthy fleet.
+        #[arg(long, value_name = "NAME")]
+        scenario: Option<String>,
+        /// Lists the scenarios and exits.
+        #[arg(long)]
+        list: bool,
+        /// Seed of every random choice (same seed, same data).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Gateway requests per second before the daily load shape.
+        #[arg(long, default_value_t = 10.0)]
+        rps: f64,
+        /// Healthy history backfilled before the warm-up.
+        #[arg(long, default_value = "30m")]
+        history: HumanDuration,
+        /// Healthy period before the fault.
+        #[arg(long, default_value = "2m")]
+        warmup: HumanDuration,
+        /// How long the fault lasts.
+        #[arg(long, default_value = "10m")]
+        fault_duration: HumanDuration,
+        /// Backfill the whole run with past timestamps as fast as possible.
+        #[arg(long)]
+        backfill: bool,
+        /// Span transport: zipkin or otlp.
+        #[arg(long, default_value = "zipkin")]
+        spans: sim::SpanTransport,
+        /// Log transport: es or otlp.
+        #[arg(long, default_value = "es")]
+        logs: sim::LogTransport,
+        /// Metric transport: remote-write or none.
+        #[arg(long, default_value = "remote-write")]
+        metrics: sim::MetricTransport,
+        /// Tenant (X-Scope-OrgID).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Spans carry no error status (errors only in logs, metrics, http.status_code).
+        #[arg(long)]
+        no_span_status: bool,
+        /// Start of the timeline, epoch milliseconds (default: derived from now).
+        #[arg(long, value_name = "EPOCH_MS")]
+        start_ms: Option<i64>,
+    }
+
+    /// Runs `sightline sim`.
+    pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+        super::init_logging("info")?;
+        if args.list {
+            let mut out = std::io::stdout().lock();
+            for scenario in sim::catalogue() {
+                writeln!(out, "{:<40} {}", scenario.name, scenario.description)?;
+            }
+            return Ok(());
+        }
+        let config = sim::RunConfig {
+            base_url: args.target,
+            tenant: args.tenant,
+            seed: args.seed,
+            scenario: args.scenario,
+            history: args.history.get(),
+            warmup: args.warmup.get(),
+            fault_duration: args.fault_duration.get(),
+            realtime: !args.backfill,
+            start_ms: args.start_ms,
+            rps: args.rps,
+            spans: args.spans,
+            logs: args.logs,
+            metrics: args.metrics,
+            span_status: !args.no_span_status,
+        }
+        .with_pinned_start();
+        let truth = sim::plan(&config)?;
+        {
+            let mut out = std::io::stdout().lock();
+            let json = truth
+                .as_ref()
+                .map_or_else(|| "null".to_string(), sim::GroundTruth::to_json);
+            writeln!(out, "{json}")?;
+            out.flush()?;
+        }
+        let mut terminate =
+            signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
+        let stop = async move {
+            tokio::select! {
+                _ = terminate.recv() => info!("received SIGTERM, stopping the simulation"),
+                _ = interrupt.recv() => info!("received SIGINT, stopping the simulation"),
+            }
+        };
+        let report = sim::run(config, stop).await?;
+        info!(
+            spans = report.spans,
+            logs = report.logs,
+            samples = report.samples,
+            "simulation sent everything"
+        );
+        Ok(())
+    }
+}
+
+use sim_command::SimArgs;
 
 /// The one place that writes to the terminal directly: errors that end the process,
 /// possibly before logging is installed (a bad config file, a flag out of range).
