@@ -21,7 +21,8 @@ pub fn routes() -> Router<QueryContext> {
 }
 
 /// Builds the analysis request from query parameters: `start`, `end` (required),
-/// `baseline_start`, `baseline_end`, `service`, `operation`.
+/// `baseline_start`, `baseline_end`, `service`, `operation`, `signals` (comma-separated
+/// subset of `traces,logs,metrics` to read).
 pub fn request(params: &HashMap<String, String>) -> Result<Request> {
     let required = |name: &str| {
         params
@@ -54,6 +55,18 @@ pub fn request(params: &HashMap<String, String>) -> Result<Request> {
             ));
         }
         request.baseline = (b_start, b_end);
+    }
+    if let Some(list) = params.get("signals").filter(|v| !v.is_empty()) {
+        let mut signals = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            let known = rca::SIGNALS.iter().find(|s| **s == name).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "invalid parameter \"signals\": unknown signal {name:?} (traces, logs, metrics)"
+                ))
+            })?;
+            signals.push(*known);
+        }
+        request.signals = signals;
     }
     request.service = params.get("service").filter(|v| !v.is_empty()).cloned();
     request.operation = params.get("operation").filter(|v| !v.is_empty()).cloned();
@@ -138,6 +151,7 @@ mod tests {
             params(&[("start", "x"), ("end", "1")]),
             params(&[("start", "10"), ("end", "5")]),
             params(&[("start", "1"), ("end", "5"), ("operation", "GET")]),
+            params(&[("start", "1"), ("end", "5"), ("signals", "traces,profiles")]),
             params(&[
                 ("start", "1"),
                 ("end", "5"),

@@ -60,7 +60,12 @@ pub struct Request {
     pub service: Option<String>,
     /// The symptom's operation (with `service`).
     pub operation: Option<String>,
+    /// Which signals to read: `traces`, `logs`, `metrics` (all by default).
+    pub signals: Vec<&'static str>,
 }
+
+/// Every signal the analysis can read.
+pub const SIGNALS: [&str; 3] = ["traces", "logs", "metrics"];
 
 impl Request {
     /// A request over `[start_ms, end_ms]` with the default baseline: the three window
@@ -73,6 +78,7 @@ impl Request {
             baseline: (start_ms - 3 * length, start_ms - 1),
             service: None,
             operation: None,
+            signals: SIGNALS.to_vec(),
         }
     }
 }
@@ -319,17 +325,27 @@ pub async fn analyze(
     let window = (request.start_ms, request.end_ms);
     let ratio = (window.1 - window.0) as f64 / (request.baseline.1 - request.baseline.0) as f64;
 
-    let window_spans = load_spans(storage, tenant, window.0, window.1).await?;
-    check(deadline, timeout)?;
-    let baseline_spans =
-        load_spans(storage, tenant, request.baseline.0, request.baseline.1).await?;
-    check(deadline, timeout)?;
-    let window_logs = load_logs(storage, tenant, window.0, window.1).await?;
-    check(deadline, timeout)?;
-    let baseline_logs = load_logs(storage, tenant, request.baseline.0, request.baseline.1).await?;
-    check(deadline, timeout)?;
-    let (moves, metrics_present) =
-        metrics::moves(storage, tenant, window, request.baseline, deadline).await?;
+    let wants = |signal: &str| request.signals.contains(&signal);
+    let (mut window_spans, mut baseline_spans) = (Vec::new(), Vec::new());
+    if wants("traces") {
+        window_spans = load_spans(storage, tenant, window.0, window.1).await?;
+        check(deadline, timeout)?;
+        baseline_spans =
+            load_spans(storage, tenant, request.baseline.0, request.baseline.1).await?;
+        check(deadline, timeout)?;
+    }
+    let (mut window_logs, mut baseline_logs) = (Vec::new(), Vec::new());
+    if wants("logs") {
+        window_logs = load_logs(storage, tenant, window.0, window.1).await?;
+        check(deadline, timeout)?;
+        baseline_logs = load_logs(storage, tenant, request.baseline.0, request.baseline.1).await?;
+        check(deadline, timeout)?;
+    }
+    let (moves, metrics_present) = if wants("metrics") {
+        metrics::moves(storage, tenant, window, request.baseline, deadline).await?
+    } else {
+        (Vec::new(), false)
+    };
     check(deadline, timeout)?;
 
     let mut signals_used = Vec::new();
