@@ -157,8 +157,8 @@ pub struct LogIndex {
     pub baseline: HashMap<String, Counts>,
     /// Per (service, instance), window error count and line count.
     pub instances: HashMap<(String, String), (u64, u64)>,
-    /// Spans named by an ERROR line (trace, span).
-    pub error_spans: HashSet<(TraceId, SpanId)>,
+    /// Spans named by an ERROR line (trace, span), with the first such line.
+    pub error_spans: HashMap<(TraceId, SpanId), String>,
     /// Traces and services of ERROR lines without a span id.
     pub error_traces: HashSet<(TraceId, String)>,
     /// Example ERROR lines per (trace): service and body.
@@ -205,7 +205,10 @@ impl LogIndex {
             if let Some(trace) = line.trace_id {
                 match line.span_id {
                     Some(span) => {
-                        index.error_spans.insert((trace, span));
+                        index
+                            .error_spans
+                            .entry((trace, span))
+                            .or_insert_with(|| line.body.chars().take(500).collect());
                     }
                     None => {
                         index.error_traces.insert((trace, line.service.clone()));
@@ -269,11 +272,18 @@ fn mentions(text: &str, word: &str) -> bool {
 
 impl ErrorLogs for LogIndex {
     fn marks(&self, span: &Span) -> bool {
-        self.error_spans.contains(&(span.trace_id, span.span_id))
+        self.error_spans
+            .contains_key(&(span.trace_id, span.span_id))
             || (span.kind.is_entry()
                 && self
                     .error_traces
                     .contains(&(span.trace_id, span.service.clone())))
+    }
+
+    fn text(&self, span: &Span) -> Option<&str> {
+        self.error_spans
+            .get(&(span.trace_id, span.span_id))
+            .map(String::as_str)
     }
 }
 

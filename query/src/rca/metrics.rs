@@ -77,7 +77,10 @@ pub fn family(name: &str, labels: &Labels) -> &'static str {
     if has("queue") || has("messages_ready") || has("backlog") || has("_lag") || has("depth") {
         return "queue";
     }
-    if has("pool") || has("hikari") || has("pending") || has("connections_active") {
+    if has("pending") || has("timeout") || has("rejected") || has("exhaust") {
+        return "waiting";
+    }
+    if has("pool") || has("hikari") || has("connections_active") {
         return "pool";
     }
     if has("thread") {
@@ -317,6 +320,8 @@ mod tests {
             ("__name__", "hikaricp_connections_pending"),
             ("service", "a"),
         ]);
+        assert_eq!(family(l.metric_name(), &l), "waiting");
+        let l = labels(&[("__name__", "hikaricp_connections_active")]);
         assert_eq!(family(l.metric_name(), &l), "pool");
         let l = labels(&[
             ("__name__", "http_server_requests_seconds_count"),

@@ -477,6 +477,25 @@ pub async fn analyze(
             );
             let instance = pick_instance(agg, callee, &flat_window, &flat_baseline, ratio, kind);
             let caller = top(&agg.callers).and_then(|c| c.0);
+            // A dependency failing for one caller while its other callers are served
+            // is that caller's problem (its queries, its pool), not the dependency's.
+            let mut service = callee.clone();
+            if agg.dependency
+                && let Some(caller) = &caller
+            {
+                let callers: HashSet<&str> = red::callee_spans(&flat_window, callee, false)
+                    .iter()
+                    .map(|s| s.service.as_str())
+                    .collect();
+                let weight = agg
+                    .callers
+                    .get(&Some(caller.clone()))
+                    .copied()
+                    .unwrap_or(0.0);
+                if callers.len() >= 2 && weight >= 0.9 * agg.weight {
+                    service = caller.clone();
+                }
+            }
             let operation = top(&agg.operations).map(|o| o.0);
             let evidence = evidence(EvidenceInput {
                 callee,
@@ -497,7 +516,7 @@ pub async fn analyze(
             seen.insert(callee.clone());
             candidates.push(Suspect {
                 rank: 0,
-                service: callee.clone(),
+                service,
                 instance,
                 caller,
                 callee: callee.clone(),
@@ -516,8 +535,7 @@ pub async fn analyze(
         let e_max = fams.values().copied().map(strength).fold(0.0, f64::max);
         let vanished = 1.0 - drop.seen as f64 / drop.expected.max(1.0);
         let score = 0.8 * vanished * (0.5 + 0.5 * e_max);
-        let stopped_errors = fams.get("logs").copied().unwrap_or(0.0) >= 3.0
-            || fams.get("liveness").copied().unwrap_or(0.0) >= 3.0;
+        let stopped_errors = fams.get("liveness").copied().unwrap_or(0.0) >= 3.0;
         let kind = if stopped_errors {
             "unavailability"
         } else {
@@ -682,7 +700,7 @@ fn metric_kind(fams: &BTreeMap<&'static str, f64>) -> &'static str {
         "unavailability"
     } else if z("queue") >= 3.0 && z("errors") < 3.0 && z("logs") < 3.0 {
         "stuck"
-    } else if z("pool") >= 3.0 || z("threads") >= 3.0 {
+    } else if z("waiting") >= 3.0 || z("pool") >= 3.0 {
         "saturation"
     } else if z("errors") >= 3.0 || z("logs") >= 3.0 {
         "errors"
@@ -703,14 +721,27 @@ fn refine_kind(
     instrumented: bool,
 ) -> &'static str {
     let z = |f: &str| fams.get(f).copied().unwrap_or(0.0);
+    // Work waiting for a resource (pool pending, timeouts, rejections) is saturation;
+    // busy threads and active connections rise with any slowdown and prove nothing.
+    let cpu_bound = z("cpu") >= 3.0 && z("cpu") >= z("mem").max(z("gc"));
     match kind {
-        "latency" if z("pool") >= 3.0 || z("threads") >= 3.0 || z("queue") >= 3.0 => "saturation",
+        "latency" | "errors" if z("waiting") >= 3.0 => "saturation",
+        "latency" if cpu_bound => "saturation",
         "errors" if z("liveness") >= 3.0 => "unavailability",
         "errors" if instrumented => {
             // The callee stopped answering: its entry spans mostly vanished.
             let expected = red::callee_spans(baseline, callee, true).len() as f64 * ratio;
             let seen = red::callee_spans(window, callee, true).len() as f64;
             if expected >= 20.0 && seen < 0.3 * expected {
+                "unavailability"
+            } else {
+                "errors"
+            }
+        }
+        "errors" => {
+            // A dependency that fails (nearly) every call is down, not erring.
+            let red = Red::of(red::callee_spans(window, callee, false));
+            if red.calls >= 10 && red.error_ratio() >= 0.9 {
                 "unavailability"
             } else {
                 "errors"

@@ -439,6 +439,11 @@ pub fn kind_key(kind: SpanKind) -> SpanKindKey {
 pub trait ErrorLogs {
     /// True when an error log names this span (or, without a span id, this trace and service).
     fn marks(&self, span: &Span) -> bool;
+
+    /// The text of an error log joined to this span, when any.
+    fn text(&self, _span: &Span) -> Option<&str> {
+        None
+    }
 }
 
 impl ErrorLogs for () {
@@ -457,6 +462,24 @@ pub fn blame_trace(tree: &Tree<'_>, reference: &Reference, logs: &dyn ErrorLogs)
         for i in 0..spans.len() {
             if !failing[i] || tree.children[i].iter().any(|&c| failing[c]) {
                 continue;
+            }
+            // An error known only from a log line that names the remote side of one of
+            // the span's unanswered calls: that call is where it failed.
+            let mut i = i;
+            if !spans[i].error
+                && let Some(text) = logs.text(&spans[i])
+            {
+                let text = text.to_ascii_lowercase();
+                if let Some(&call) = tree.children[i].iter().find(|&&c| {
+                    spans[c].kind.is_exit()
+                        && tree.entry_child(c).is_none()
+                        && spans[c]
+                            .peer
+                            .as_ref()
+                            .is_some_and(|p| p.len() >= 3 && text.contains(&p.to_ascii_lowercase()))
+                }) {
+                    i = call;
+                }
             }
             if let Some(blame) = blame_error(tree, reference, i, &failing) {
                 let key = (
@@ -985,6 +1008,42 @@ pub(crate) mod tests {
             &Marked(SpanId([5; 8])),
         );
         assert_eq!(blames[0].callee, "leaf");
+    }
+
+    #[test]
+    fn log_only_error_naming_an_unanswered_call_blames_that_call() {
+        use SpanKind::*;
+        struct Logged;
+        impl ErrorLogs for Logged {
+            fn marks(&self, span: &Span) -> bool {
+                span.span_id == SpanId([1; 8])
+            }
+            fn text(&self, span: &Span) -> Option<&str> {
+                self.marks(span)
+                    .then_some("RedisConnectionFailureException: Unable to connect to cache-7:6379")
+            }
+        }
+        let mut call = span(1, 2, Some(1), "auth", "auth-0", "GET", Client, 1, 2, false);
+        call.peer = Some("cache-7".into());
+        let spans = vec![
+            span(
+                1,
+                1,
+                None,
+                "auth",
+                "auth-0",
+                "POST /token",
+                Server,
+                0,
+                10,
+                false,
+            ),
+            call,
+        ];
+        let blames = blame_trace(&Tree::new(&spans), &Reference::default(), &Logged);
+        assert_eq!(blames[0].callee, "cache-7");
+        assert_eq!(blames[0].caller.as_deref(), Some("auth"));
+        assert!(blames[0].dependency);
     }
 
     #[test]
