@@ -104,10 +104,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let mut config = Config::default();
     config.server.listen = args.listen;
-    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    config.server.grpc_listen = local(4317);
-    config.server.otlp_http_listen = Listen::On(local(4318));
-    config.server.jaeger_listen = Listen::On(local(16686));
+    // Everything the demo needs is on the main port; the side listeners stay out of
+    // the way of anything else running on this machine.
+    config.server.grpc_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.server.otlp_http_listen = Listen::Off;
+    config.server.jaeger_listen = Listen::Off;
     config.server.es_listen = Listen::Off;
     config.server.data_dir = match args.data_dir {
         Some(dir) => dir,

@@ -98,6 +98,16 @@ fn judge(scenario: &str, truth: &GroundTruth, data: &Value) -> Outcome {
             )
         })
         .unwrap_or_else(|| "(none)".into());
+    if let Some(top) = suspects.first()
+        && top["kind"].as_str() != Some(truth.kind.as_str())
+    {
+        let mut out = std::io::stderr().lock();
+        let _ = writeln!(
+            out,
+            "{scenario}: kind {} vs truth {}; families {}",
+            top["kind"], truth.kind, top["evidence"]["families_z"]
+        );
+    }
     Outcome {
         scenario: scenario.to_string(),
         truth: format!(

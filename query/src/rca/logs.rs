@@ -159,8 +159,8 @@ pub struct LogIndex {
     pub instances: HashMap<(String, String), (u64, u64)>,
     /// Spans named by an ERROR line (trace, span), with the first such line.
     pub error_spans: HashMap<(TraceId, SpanId), String>,
-    /// Traces and services of ERROR lines without a span id.
-    pub error_traces: HashSet<(TraceId, String)>,
+    /// Traces and services of ERROR lines without a span id, with the first such line.
+    pub error_traces: HashMap<(TraceId, String), String>,
     /// Example ERROR lines per (trace): service and body.
     pub error_lines: HashMap<TraceId, Vec<(String, String)>>,
     /// Per service: other services its window ERROR lines name, and how often.
@@ -211,7 +211,10 @@ impl LogIndex {
                             .or_insert_with(|| line.body.chars().take(500).collect());
                     }
                     None => {
-                        index.error_traces.insert((trace, line.service.clone()));
+                        index
+                            .error_traces
+                            .entry((trace, line.service.clone()))
+                            .or_insert_with(|| line.body.chars().take(500).collect());
                     }
                 }
                 let examples = index.error_lines.entry(trace).or_default();
@@ -277,12 +280,21 @@ impl ErrorLogs for LogIndex {
             || (span.kind.is_entry()
                 && self
                     .error_traces
-                    .contains(&(span.trace_id, span.service.clone())))
+                    .contains_key(&(span.trace_id, span.service.clone())))
     }
 
     fn text(&self, span: &Span) -> Option<&str> {
         self.error_spans
             .get(&(span.trace_id, span.span_id))
+            .or_else(|| {
+                span.kind
+                    .is_entry()
+                    .then(|| {
+                        self.error_traces
+                            .get(&(span.trace_id, span.service.clone()))
+                    })
+                    .flatten()
+            })
             .map(String::as_str)
     }
 }
@@ -332,7 +344,7 @@ mod tests {
         assert!(
             index
                 .error_traces
-                .contains(&(TraceId([1; 16]), "payments".into()))
+                .contains_key(&(TraceId([1; 16]), "payments".into()))
         );
         assert_eq!(severity(Some("warning"), 0, ""), (false, true));
         assert_eq!(severity(None, 0, "ERROR boom"), (true, false));

@@ -469,6 +469,7 @@ pub async fn analyze(
             let kind = refine_kind(
                 kind,
                 &fams,
+                &moves,
                 callee,
                 &flat_window,
                 &flat_baseline,
@@ -711,9 +712,11 @@ fn metric_kind(fams: &BTreeMap<&'static str, f64>) -> &'static str {
 
 /// Turns the majority blame kind into the reported kind, with the callee's metrics
 /// and its traffic.
+#[allow(clippy::too_many_arguments)]
 fn refine_kind(
     kind: &'static str,
     fams: &BTreeMap<&'static str, f64>,
+    moves: &[Move],
     callee: &str,
     window: &[Span],
     baseline: &[Span],
@@ -723,7 +726,13 @@ fn refine_kind(
     let z = |f: &str| fams.get(f).copied().unwrap_or(0.0);
     // Work waiting for a resource (pool pending, timeouts, rejections) is saturation;
     // busy threads and active connections rise with any slowdown and prove nothing.
-    let cpu_bound = z("cpu") >= 3.0 && z("cpu") >= z("mem").max(z("gc"));
+    // CPU that moved and sits at its limit (a fraction of one, as process/container
+    // CPU usage is exported): the service is starved, not merely slower.
+    let cpu_bound = z("cpu") >= 3.0
+        && z("cpu") >= z("mem").max(z("gc"))
+        && moves
+            .iter()
+            .any(|m| m.service == callee && m.family == "cpu" && (0.8..=1.0).contains(&m.window));
     match kind {
         "latency" | "errors" if z("waiting") >= 3.0 => "saturation",
         "latency" if cpu_bound => "saturation",

@@ -463,12 +463,10 @@ pub fn blame_trace(tree: &Tree<'_>, reference: &Reference, logs: &dyn ErrorLogs)
             if !failing[i] || tree.children[i].iter().any(|&c| failing[c]) {
                 continue;
             }
-            // An error known only from a log line that names the remote side of one of
-            // the span's unanswered calls: that call is where it failed.
+            // An error log joined to the span names the remote side of one of its
+            // unanswered calls (spans without status): that call is where it failed.
             let mut i = i;
-            if !spans[i].error
-                && let Some(text) = logs.text(&spans[i])
-            {
+            if let Some(text) = logs.text(&spans[i]) {
                 let text = text.to_ascii_lowercase();
                 if let Some(&call) = tree.children[i].iter().find(|&&c| {
                     spans[c].kind.is_exit()
