@@ -18,7 +18,7 @@ fn traces(start_ms: i64, fault_start_ms: i64, end_ms: i64, per_second: i64) -> V
     let mut t = start_ms;
     while t < end_ms {
         // Two calls in three fail, on both replicas alike.
-        let failing = t >= fault_start_ms && n % 3 != 0;
+        let failing = t >= fault_start_ms && !n.is_multiple_of(3);
         let trace = format!("{:032x}", 0xabc0_0000_0000u64 + n);
         let id = |k: u64| format!("{:016x}", n * 16 + k);
         let replica = format!("catalog-{}", n % 2);
