@@ -18,6 +18,7 @@
 
 mod config;
 mod http;
+pub mod rca_loop;
 pub mod self_metrics;
 mod server;
 

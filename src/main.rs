@@ -33,6 +33,8 @@ enum Command {
     /// Runs the simulated trust-platform fleet against a Sightline; prints the fault's
     /// ground truth (JSON) on stdout.
     Sim(SimArgs),
+    /// Runs a server, a simulated fleet with one fault, and prints the failing-hop verdict.
+    Demo(demo::DemoArgs),
 }
 
 /// Flags of `serve`; each one overrides the same key of the config file.
@@ -96,6 +98,7 @@ async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Sim(args) => sim_command::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -258,6 +261,8 @@ mod sim_command {
 }
 
 use sim_command::SimArgs;
+
+mod demo;
 
 /// The one place that writes to the terminal directly: errors that end the process,
 /// possibly before logging is installed (a bad config file, a flag out of range).

@@ -150,6 +150,10 @@ pub async fn run(
     }
 
     let opening = tokio::spawn(open_storage(storage_config, server.data_dir));
+    // The failing-hop analysis of the default tenant, exported as series every minute.
+    if let Ok(tenant) = proto::TenantId::new(ingest.default_tenant.as_str()) {
+        crate::rca_loop::spawn(state.clone(), tenant, drain_receiver.clone());
+    }
 
     let lifecycle = Lifecycle {
         state: state.clone(),
