@@ -277,7 +277,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             truth.kind
         )),
     }
-    lines.push(format!("  UI:            {base_url}/"));
+    // The web UI is not built yet; Grafana's stock datasources are the way to look.
+    lines.push(format!(
+        "  Grafana:       deploy/grafana/datasources.yaml with the URL {base_url}"
+    ));
     lines.push(format!("  API:           {api}"));
     lines.push("serving until Ctrl-C".to_string());
     say(&lines.join("\n"));
