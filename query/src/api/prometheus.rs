@@ -160,7 +160,7 @@ fn check_query_options(params: &Params) -> Result<()> {
 /// wording whatever the evaluator says; a range query also refuses range vectors and
 /// strings, as Prometheus does.
 fn check_query(query: &str, is_range: bool) -> Result<()> {
-    let expr = promql_parser::parser::parse(query)
+    let expr = crate::promql::parse_checked(query)
         .map_err(|e| Error::BadRequest(format!("invalid parameter \"query\": {e}")))?;
     if is_range {
         let kind = match expr.value_type() {

@@ -79,6 +79,9 @@ const MAX_POINTS_PER_SERIES: i64 = 11_000;
 const MAX_NESTING: usize = 256;
 /// Deepest expression tree evaluated.
 const MAX_DEPTH: usize = 1_000;
+/// Most binary operators one query may have. The parser's time grows with the square of
+/// their number (10 000 `or`s take most of a second); dashboards use a few dozen.
+const MAX_BINARY_OPERATORS: usize = 2_000;
 /// Stack of the evaluation thread.
 const EVAL_STACK_BYTES: usize = 64 << 20;
 
@@ -215,8 +218,22 @@ impl Engine {
     }
 }
 
-/// Rejects queries nested deeper than [`MAX_NESTING`] brackets (outside strings).
+/// Parses a query for the HTTP API's own checks, refusing first what [`check_nesting`]
+/// refuses, so that no request can make the parser recurse or spin without bound.
+/// Errors are the message alone, as the parser gives them.
+pub fn parse_checked(query: &str) -> std::result::Result<Expr, String> {
+    check_nesting(query).map_err(|e| e.to_string())?;
+    promql_parser::parser::parse(query)
+}
+
+/// Rejects queries nested deeper than [`MAX_NESTING`] brackets or with more than
+/// [`MAX_BINARY_OPERATORS`] binary operators (both counted outside strings).
 fn check_nesting(query: &str) -> Result<()> {
+    if binary_operators(query) > MAX_BINARY_OPERATORS {
+        return Err(Error::BadRequest(format!(
+            "query has more than {MAX_BINARY_OPERATORS} binary operators"
+        )));
+    }
     let (mut depth, mut max) = (0usize, 0usize);
     let mut quote: Option<char> = None;
     let mut escaped = false;
@@ -247,6 +264,50 @@ fn check_nesting(query: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Counts binary operators outside strings: symbols (`==` and friends count once; a
+/// unary sign or a comparison's `=` may count too, which only makes the bound stricter)
+/// and the set operators `and`, `or`, `unless`.
+fn binary_operators(query: &str) -> usize {
+    let mut count = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word = String::new();
+    let mut previous_symbol = false;
+    for c in query.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            previous_symbol = false;
+            continue;
+        }
+        if matches!(word.as_str(), "and" | "or" | "unless") {
+            count += 1;
+        }
+        word.clear();
+        let symbol = matches!(c, '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '<' | '>');
+        if symbol && !previous_symbol {
+            count += 1;
+        }
+        previous_symbol = symbol;
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+        }
+    }
+    if matches!(word.as_str(), "and" | "or" | "unless") {
+        count += 1;
+    }
+    count
 }
 
 /// Parses a query; parse errors are bad requests.

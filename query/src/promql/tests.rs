@@ -428,3 +428,17 @@ async fn deepest_accepted_queries_evaluate() {
     let scalars = vec!["1"; 900].join(" * ");
     assert!(e.range(&t, &scalars, 0, 60_000, 15_000).await.is_ok());
 }
+
+#[tokio::test]
+async fn operator_floods_are_refused_before_parsing() {
+    let (e, _d) = engine(vec![(labels(&[("__name__", "up")]), vec![(0, 1.0)])]).await;
+    let t = TenantId::default();
+    let flood = vec!["up"; 3_000].join(" or ");
+    let error = e.instant(&t, &flood, 0).await.unwrap_err();
+    assert!(matches!(error, Error::BadRequest(_)), "{error}");
+    assert!(error.to_string().contains("binary operators"), "{error}");
+    assert!(parse_checked(&vec!["1"; 3_000].join("+")).is_err());
+    // Operators inside strings are not counted.
+    let regex = format!("up{{job=~\"{}\"}}", vec!["a-b"; 5_000].join("|"));
+    assert!(parse_checked(&regex).is_ok());
+}

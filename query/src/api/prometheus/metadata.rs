@@ -308,7 +308,7 @@ pub async fn exemplars(
     let tenant = context.tenant(&headers)?;
     let (start, end) = params.time_range()?;
     let query = params.value("query").unwrap_or("");
-    let expr = promql_parser::parser::parse(query)
+    let expr = crate::promql::parse_checked(query)
         .map_err(|e| Error::BadRequest(format!("invalid parameter \"query\": {e}")))?;
     let mut selectors = Vec::new();
     collect_selectors(&expr, &mut selectors);

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Query, Request};
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use promql_parser::label::{MatchOp as ParserOp, Matcher as ParserMatcher};
-use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::parser::{Expr, VectorSelector};
 use storage::series::{METRIC_NAME_LABEL, MatchOp, Matcher};
 
 use super::ApiError;
@@ -148,7 +148,7 @@ impl Params {
     pub fn match_sets(&self) -> Result<Vec<Vec<Matcher>>> {
         let mut sets = Vec::new();
         for text in self.values("match[]") {
-            let expr = parser::parse(text)
+            let expr = crate::promql::parse_checked(text)
                 .map_err(|e| Error::BadRequest(format!("invalid parameter \"match[]\": {e}")))?;
             let Expr::VectorSelector(selector) = expr else {
                 return Err(Error::BadRequest(format!(
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn selectors_anywhere_in_an_expression() {
-        let expr = parser::parse(
+        let expr = promql_parser::parser::parse(
             "sum by (le) (rate(a_bucket{x=\"1\"}[5m])) / on() group_left count(b offset 1m) + max_over_time(c[1h:1m])",
         )
         .unwrap();

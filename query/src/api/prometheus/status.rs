@@ -90,7 +90,7 @@ pub async fn targets() -> Response {
 /// `GET|POST /api/v1/format_query`: the query, pretty-printed.
 pub async fn format_query(params: Params) -> Result<Response, ApiError> {
     let query = params.value("query").unwrap_or("");
-    let expr = promql_parser::parser::parse(query)
+    let expr = crate::promql::parse_checked(query)
         .map_err(|e| Error::BadRequest(format!("invalid parameter \"query\": {e}")))?;
     let mut data = String::new();
     encode::push_str(&mut data, &expr.prettify());

@@ -360,10 +360,42 @@ fn parse_number(text: &str) -> Result<Value> {
         .map_err(|_| bad(format!("bad number {text:?}")))
 }
 
+/// Most tokens one query may have: the parser, the evaluator and dropping the tree all
+/// recurse along it, so its size is bounded before parsing starts.
+const MAX_TOKENS: usize = 4096;
+/// Deepest bracket nesting one query may have.
+const MAX_NESTING: usize = 64;
+
+fn check_bounds(tokens: &[Token]) -> Result<()> {
+    if tokens.len() > MAX_TOKENS {
+        return Err(bad(format!(
+            "query has {} tokens, more than the {MAX_TOKENS} allowed",
+            tokens.len()
+        )));
+    }
+    let mut depth = 0usize;
+    for token in tokens {
+        match token {
+            Token::OpenBrace | Token::OpenParen => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(bad(format!(
+                        "query nests brackets deeper than {MAX_NESTING}"
+                    )));
+                }
+            }
+            Token::CloseBrace | Token::CloseParen => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Query {
     /// Parses a TraceQL query of the supported subset; errors are [`Error::BadRequest`].
     pub fn parse(text: &str) -> Result<Query> {
         let tokens = tokenize(text)?;
+        check_bounds(&tokens)?;
         if tokens.is_empty() {
             return Ok(Query {
                 spansets: SpansetExpr::Filter(Condition::True),

@@ -203,3 +203,29 @@ fn typed_values() {
     assert_eq!(typed(Value::Raw("1.5".into())), Value::Float(1.5));
     assert_eq!(typed(Value::Raw("false".into())), Value::Bool(false));
 }
+
+#[test]
+fn hostile_queries_are_refused_not_overflowed() {
+    let deep = format!("{}{{}}{}", "(".repeat(100_000), ")".repeat(100_000));
+    let error = Query::parse(&deep).unwrap_err().to_string();
+    assert!(
+        error.contains("tokens") || error.contains("nests"),
+        "{error}"
+    );
+    let nested = format!("{}{{}}{}", "(".repeat(65), ")".repeat(65));
+    assert!(
+        Query::parse(&nested)
+            .unwrap_err()
+            .to_string()
+            .contains("nests")
+    );
+    let long = vec!["{ .a = 1 }"; 2000].join(" && ");
+    assert!(
+        Query::parse(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("tokens")
+    );
+    let fine = vec!["{ .a = 1 }"; 100].join(" && ");
+    Query::parse(&fine).unwrap();
+}
