@@ -133,7 +133,8 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        if (end_ms as i128 - start_ms as i128) / step_ms as i128 >= MAX_POINTS_PER_SERIES as i128 {
+        // As Prometheus: (end - start) / step may reach 11 000, i.e. 11 001 points.
+        if (end_ms as i128 - start_ms as i128) / step_ms as i128 > MAX_POINTS_PER_SERIES as i128 {
             return Err(Error::BadRequest(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));

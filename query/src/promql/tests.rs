@@ -208,9 +208,12 @@ async fn range_queries_are_bounded() {
         Err(Error::BadRequest(_))
     ));
     assert!(matches!(
-        e.range(&t, "up", 0, 11_000_000, 1).await,
+        e.range(&t, "up", 0, 11_001, 1).await,
         Err(Error::BadRequest(m)) if m.contains("11,000 points")
     ));
+    // Exactly 11 000 steps (11 001 points) is still allowed, as in Prometheus.
+    let edge = e.range(&t, "up", 0, 11_000, 1).await.unwrap();
+    assert!(matches!(edge.value, Value::Matrix(_)));
     assert!(matches!(
         e.range(&t, "sum(", 0, 10, 1).await,
         Err(Error::BadRequest(_))
