@@ -114,7 +114,8 @@ impl AppState {
     }
 }
 
-/// Returns the main listener's router: lifecycle, `/metrics` and the admin API.
+/// Returns the main listener's router: lifecycle, `/metrics`, the admin API, every
+/// ingest and query API, and the web UI at `/`.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.inner.body_limit;
     Router::new()
@@ -125,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone())
         .merge(ingest::router(state.ingest().clone()))
         .merge(query::router(state.query().clone()))
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(body_limit))
 }
 
