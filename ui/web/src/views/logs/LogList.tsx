@@ -1,8 +1,8 @@
 // The result list: only the rows in view are in the DOM; a row expands (click, Enter or
 // Space) to its fields, with links from its trace and span ids to the trace view.
 import { useRef, useState } from "preact/hooks";
-import { href, navigate } from "../../app/router";
 import type { LogRow } from "./api";
+import { openTrace, traceHref } from "./links";
 import { useVirtualizer } from "./virtual";
 
 interface Props {
@@ -90,17 +90,7 @@ function Row({ row, expanded, marked, onToggle }: { row: LogRow; expanded: boole
         <span class="log-service">{row.service}</span>
         <span class="log-body">{row.body}</span>
         {row.traceId && (
-          <a
-            class="log-trace"
-            href={traceHref(row)}
-            title="open the trace"
-            data-testid="log-trace-link"
-            onClick={(e) => {
-              if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
-              e.preventDefault();
-              navigate("traces", { trace: row.traceId, span: row.spanId });
-            }}
-          >
+          <a class="log-trace" href={traceHref(row.traceId, row.spanId)} title="open the trace" data-testid="log-trace-link" onClick={openTrace(row.traceId, row.spanId)}>
             trace ↗
           </a>
         )}
@@ -108,18 +98,6 @@ function Row({ row, expanded, marked, onToggle }: { row: LogRow; expanded: boole
       {expanded && <Fields row={row} />}
     </div>
   );
-}
-
-function traceHref(row: LogRow): string {
-  const params = new URLSearchParams(window.location.search);
-  const out = new URLSearchParams();
-  for (const key of ["from", "to"]) {
-    const value = params.get(key);
-    if (value) out.set(key, value);
-  }
-  if (row.traceId) out.set("trace", row.traceId);
-  if (row.spanId) out.set("span", row.spanId);
-  return href("traces", out);
 }
 
 function Fields({ row }: { row: LogRow }) {
@@ -132,16 +110,20 @@ function Fields({ row }: { row: LogRow }) {
   if (row.traceId)
     base.push([
       "trace_id",
-      <a href={traceHref({ ...row, spanId: undefined })} onClick={follow(() => navigate("traces", { trace: row.traceId }))}>
+      <a href={traceHref(row.traceId)} onClick={openTrace(row.traceId)}>
         {row.traceId}
       </a>,
     ]);
   if (row.spanId)
     base.push([
       "span_id",
-      <a href={traceHref(row)} onClick={follow(() => navigate("traces", { trace: row.traceId, span: row.spanId }))}>
-        {row.spanId}
-      </a>,
+      row.traceId ? (
+        <a href={traceHref(row.traceId, row.spanId)} onClick={openTrace(row.traceId, row.spanId)}>
+          {row.spanId}
+        </a>
+      ) : (
+        row.spanId
+      ),
     ]);
   return (
     <div class="log-fields">
@@ -154,14 +136,6 @@ function Fields({ row }: { row: LogRow }) {
       {Object.keys(row.resource).length > 0 && <FieldTable title="resource" entries={Object.entries(row.resource)} />}
     </div>
   );
-}
-
-function follow(go: () => void) {
-  return (e: MouseEvent) => {
-    if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
-    e.preventDefault();
-    go();
-  };
 }
 
 function FieldTable({ title, entries }: { title: string; entries: [string, preact.ComponentChildren][] }) {

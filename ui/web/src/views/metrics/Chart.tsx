@@ -3,9 +3,9 @@
 // and exemplar dots that open their trace.
 import uPlot from "uplot";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { href, navigate } from "../../app/router";
 import { formatTime } from "../../app/time";
 import { type Exemplar, exemplarTrace, type RangeSeries, sampleValue, seriesName } from "./api";
+import { openTrace, traceHref } from "../logs/links";
 import { AXIS_STYLE, formatValue, PALETTE, UPlot } from "./uplot";
 
 interface Props {
@@ -220,20 +220,8 @@ function placeExemplars(u: uPlot, exemplars: Exemplar[]) {
     const more = n > 1 ? ` (the highest of ${n} here)` : "";
     dot.title = `exemplar ${formatValue(e.value)}${more} at ${formatTime(e.time * 1000)}\n${seriesName(e.series)}\n${labels}${trace ? "\nclick to open the trace" : ""}`;
     if (trace) {
-      const params = new URLSearchParams(window.location.search);
-      const link = new URLSearchParams();
-      for (const k of ["from", "to"]) {
-        const v = params.get(k);
-        if (v) link.set(k, v);
-      }
-      link.set("trace", trace);
-      if (span) link.set("span", span);
-      dot.href = href("traces", link);
-      dot.addEventListener("click", (event) => {
-        if (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
-        event.preventDefault();
-        navigate("traces", { trace, span });
-      });
+      dot.href = traceHref(trace, span);
+      dot.addEventListener("click", openTrace(trace, span));
     }
     layer.appendChild(dot);
   }
