@@ -3,7 +3,7 @@
 import uPlot from "uplot";
 import { useMemo, useRef } from "preact/hooks";
 import { AXIS_STYLE, formatValue, UPlot } from "../metrics/uplot";
-import type { HistogramData } from "./api";
+import { type HistogramData, SPLIT_LIMIT } from "./api";
 
 /** Bar colours per level (and `other`/`all` for the rest). */
 export const LEVEL_COLOURS: Record<string, string> = {
@@ -86,7 +86,9 @@ export function Histogram({ data, stepS, onZoom }: Props) {
     <div class="log-histogram-wrap">
       <UPlot options={options} data={aligned} class="log-histogram" testid="log-histogram" />
       <div class="log-histogram-legend">
-        <span>{data.total.toLocaleString()} lines</span>
+        <span>
+          {data.total.toLocaleString()} {data.total === 1 ? "line" : "lines"}
+        </span>
         {data.series.length > 1 &&
           data.series.map((s) => (
             <span key={s.name} class="legend-item">
@@ -94,6 +96,11 @@ export function Histogram({ data, stepS, onZoom }: Props) {
               {s.name} {s.counts.reduce((a, b) => a + b, 0).toLocaleString()}
             </span>
           ))}
+        {data.unsplit && (
+          <span class="muted" title="the split by level reads every line; narrow the search or the time range to see it">
+            levels shown above {SPLIT_LIMIT.toLocaleString()} lines only with a level filter
+          </span>
+        )}
         <span class="muted">drag to zoom</span>
       </div>
     </div>

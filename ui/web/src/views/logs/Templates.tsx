@@ -21,7 +21,15 @@ export function Templates({ service, range, tick, onShow }: Props) {
   const [filter, setFilter] = useState("");
   const [onlyChanged, setOnlyChanged] = useState(false);
 
+  // Mining all services reads every line of the range: only on request.
+  const [all, setAll] = useState(false);
+  const wanted = !!service || all;
+
   useEffect(() => {
+    if (!wanted) {
+      setState({ loading: false });
+      return;
+    }
     const controller = new AbortController();
     setState((s) => ({ ...s, loading: true, error: undefined }));
     fetchPatterns(service, range.start, range.end, controller.signal)
@@ -33,7 +41,17 @@ export function Templates({ service, range, tick, onShow }: Props) {
         if (!isAbort(error)) setState({ loading: false, error: String(error.message ?? error) });
       });
     return () => controller.abort();
-  }, [service, range.start, range.end, tick]);
+  }, [service, range.start, range.end, tick, wanted]);
+
+  // Mining reads every line of the range (twice, with the baseline): show that it runs.
+  const [elapsed, setElapsed] = useState(0);
+  useEffect(() => {
+    if (!state.loading) return;
+    const started = Date.now();
+    setElapsed(0);
+    const timer = window.setInterval(() => setElapsed(Math.round((Date.now() - started) / 1000)), 1000);
+    return () => window.clearInterval(timer);
+  }, [state.loading]);
 
   const data = state.data;
   const needle = filter.trim().toLowerCase();
@@ -60,12 +78,23 @@ export function Templates({ service, range, tick, onShow }: Props) {
         </label>
         <span class="muted">
           {state.loading
-            ? "mining templates…"
+            ? `mining templates from every line of the range and of the window before it${service ? "" : " (pick a service to make it faster)"}… ${elapsed}s`
             : data
               ? `${rows.length} of ${data.patterns.length} templates${service ? ` of ${service}` : ""}, compared with the previous ${formatSpan(range.end - range.start)}`
               : ""}
         </span>
       </div>
+      {!wanted && (
+        <div class="templates-prompt">
+          <p>
+            Templates group the lines of a service by their fixed text. Pick a service above, or mine every service's lines of
+            this range (slower on long ranges).
+          </p>
+          <button type="button" class="primary" data-testid="log-templates-all" onClick={() => setAll(true)}>
+            Mine all services
+          </button>
+        </div>
+      )}
       {state.error && <div class="error panel-error">{state.error}</div>}
       {data && (
         <table class="templates-table">

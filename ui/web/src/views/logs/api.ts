@@ -184,7 +184,12 @@ export interface HistogramData {
   /** Counts per level (plus `other`), same length as `times`. */
   series: { name: string; counts: number[] }[];
   total: number;
+  /** Set when there were too many lines to split by level. */
+  unsplit?: boolean;
 }
+
+/** Most hits for which the native histogram is split by level. */
+export const SPLIT_LIMIT = 50_000;
 
 interface NativeHistogram {
   step_ns: number;
@@ -228,11 +233,14 @@ export async function histogramNative(
     series: [{ name: fixedLevel ?? "all", counts }],
     total: total.total,
   };
-  if (fixedLevel || total.total === 0) return only;
+  // Splitting by level reads every line (the total comes from the index): only for
+  // result sets small enough to read quickly, one request at a time.
+  // A level in the query itself leaves nothing to split.
+  if (fixedLevel || total.total === 0 || /(^|[\s(])-?(level|severity):/.test(search.q)) return only;
+  if (total.total > SPLIT_LIMIT) return { ...only, unsplit: true };
   onTotal(only);
-  const [errors, warnings] = await Promise.all(
-    ["error", "warn"].map((level) => nativeHistogram(search, stepS, level, signal)),
-  );
+  const errors = await nativeHistogram(search, stepS, "error", signal);
+  const warnings = await nativeHistogram(search, stepS, "warn", signal);
   const errorCounts = errors.buckets.map(([, c]) => c);
   const warnCounts = warnings.buckets.map(([, c]) => c);
   const other = counts.map((c, i) => Math.max(0, c - (errorCounts[i] ?? 0) - (warnCounts[i] ?? 0)));

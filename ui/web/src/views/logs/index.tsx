@@ -330,7 +330,7 @@ function resultStatus(r: Results): string {
   if (r.loading) return "searching…";
   if (r.error) return "";
   const more = r.next ? "+" : "";
-  return `${r.rows.length.toLocaleString()}${more} lines, newest first${r.elapsedMs !== undefined ? ` · ${Math.round(r.elapsedMs)} ms` : ""}`;
+  return `${r.rows.length.toLocaleString()}${more} ${r.rows.length === 1 && !more ? "line" : "lines"}, newest first${r.elapsedMs !== undefined ? ` · ${Math.round(r.elapsedMs)} ms` : ""}`;
 }
 
 function tailStatus(t: { rows: LogRow[]; status: string }, query: string | undefined): string {
@@ -364,19 +364,28 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Service names for the filter, from the Loki label API. */
+/**
+ * Service names for the filter: the `service` label of the metrics (an index lookup),
+ * or the Loki label values (which read log lines) when no metric carries it.
+ */
 function useServices(start: number, end: number): string[] {
   const [services, setServices] = useState<string[]>([]);
   // The list changes slowly: refetch when the range moves by more than a minute.
   const key = `${Math.floor(start / 60_000)}-${Math.floor(end / 60_000)}`;
   useEffect(() => {
     const controller = new AbortController();
-    getJSON<{ data?: string[] }>(
-      "/loki/api/v1/label/service_name/values",
-      { start: `${Math.round(start)}000000`, end: `${Math.round(end)}000000` },
-      controller.signal,
-    )
-      .then((body) => setServices([...(body.data ?? [])].sort()))
+    const range = { start: (start / 1000).toFixed(3), end: (end / 1000).toFixed(3) };
+    getJSON<{ data?: string[] }>("/api/v1/label/service/values", range, controller.signal)
+      .then((body) =>
+        body.data?.length
+          ? body.data
+          : getJSON<{ data?: string[] }>(
+              "/loki/api/v1/label/service_name/values",
+              { start: `${Math.round(start)}000000`, end: `${Math.round(end)}000000` },
+              controller.signal,
+            ).then((loki) => loki.data ?? []),
+      )
+      .then((names) => setServices([...names].sort()))
       .catch(() => undefined);
     return () => controller.abort();
   }, [key]);
