@@ -67,7 +67,8 @@ export function Chart({ series, start, end, stepS, exemplars, onZoom }: Props) {
     if (!u) return;
     const layer = u.over.querySelector<HTMLDivElement>(".exemplar-layer");
     if (layer) delete layer.dataset.key;
-    placeExemplars(u, exemplars);
+    // Re-range y for the exemplars; the draw hook then places them.
+    u.setData(u.data);
   }, [exemplars]);
 
   const options = useMemo(
@@ -77,7 +78,25 @@ export function Chart({ series, start, end, stepS, exemplars, onZoom }: Props) {
       legend: { show: false },
       cursor: { drag: { x: true, y: false, setScale: false }, focus: { prox: 16 } },
       focus: { alpha: 0.35 },
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true },
+        // The y range covers the exemplars too (they would sit on the edge otherwise).
+        y: {
+          range: (u: uPlot, min: number, max: number) => {
+            let lo = min;
+            let hi = max;
+            const xMin = u.scales.x.min ?? -Infinity;
+            const xMax = u.scales.x.max ?? Infinity;
+            for (const e of dots.current) {
+              if (e.time < xMin || e.time > xMax || !Number.isFinite(e.value)) continue;
+              lo = Math.min(lo, e.value);
+              hi = Math.max(hi, e.value);
+            }
+            if (lo === null || hi === null || !Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+            return uPlot.rangeNum(lo, hi, 0.1, true);
+          },
+        },
+      },
       axes: [
         { ...AXIS_STYLE },
         { ...AXIS_STYLE, size: 60, values: (_u, values) => values.map((v) => formatValue(v)) },
@@ -192,7 +211,7 @@ function placeExemplars(u: uPlot, exemplars: Exemplar[]) {
   layer.replaceChildren();
   // Thousands of exemplars would hide the lines: keep the slowest (highest) one per
   // column of CELL px, which is the one worth opening.
-  const CELL = 10;
+  const CELL = 14;
   const best = new Map<number, { e: Exemplar; n: number }>();
   for (const e of exemplars) {
     if (e.time < xMin || e.time > xMax || !Number.isFinite(e.value)) continue;
