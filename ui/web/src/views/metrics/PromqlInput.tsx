@@ -127,6 +127,13 @@ export function PromqlInput({ value, onChange, onRun, start, end }: Props) {
 
   useEffect(() => () => window.clearTimeout(timer.current), []);
 
+  /** Drops pending lookups and closes the list (running, leaving the box). */
+  const dismiss = () => {
+    request.current++;
+    window.clearTimeout(timer.current);
+    setOpen(false);
+  };
+
   useEffect(() => {
     if (active < 0) return;
     list.current?.children[active]?.scrollIntoView({ block: "nearest" });
@@ -156,6 +163,7 @@ export function PromqlInput({ value, onChange, onRun, start, end }: Props) {
     if (!open || items.length === 0) {
       if (e.key === "Enter") {
         e.preventDefault();
+        dismiss();
         onRun();
       } else if (e.key === "ArrowDown") {
         const element = e.currentTarget as HTMLInputElement;
@@ -180,13 +188,13 @@ export function PromqlInput({ value, onChange, onRun, start, end }: Props) {
         e.preventDefault();
         if (active >= 0) accept(items[active]);
         else {
-          setOpen(false);
+          dismiss();
           onRun();
         }
         break;
       case "Escape":
         e.preventDefault();
-        setOpen(false);
+        dismiss();
         break;
     }
   };
@@ -219,7 +227,7 @@ export function PromqlInput({ value, onChange, onRun, start, end }: Props) {
           const element = e.target as HTMLInputElement;
           if (open) refresh(element.value, element.selectionStart ?? element.value.length);
         }}
-        onBlur={() => window.setTimeout(() => setOpen(false), 120)}
+        onBlur={dismiss}
       />
       {open && (
         <ul class="promql-suggestions" id={listId} role="listbox" ref={list} data-testid="promql-suggestions">
