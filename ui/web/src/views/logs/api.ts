@@ -11,7 +11,6 @@ export interface LogRow {
   tsNs: bigint;
   /** Milliseconds, for formatting. */
   ms: number;
-  /** The nanosecond part below the millisecond, for display. */
   service: string;
   level?: Level;
   severity?: string;
