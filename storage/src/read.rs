@@ -235,13 +235,47 @@ impl Storage {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<RecordBatch> {
+        let found = self
+            .scan_series_samples(tenant, series, start_ms, end_ms, u64::MAX)
+            .await?
+            .unwrap_or_default();
+        let rows: usize = found.iter().map(|s| s.ts.len()).sum();
+        let mut ids = Vec::with_capacity(rows);
+        let mut ts = Vec::with_capacity(rows);
+        let mut values = Vec::with_capacity(rows);
+        for s in found {
+            ids.extend(std::iter::repeat_n(s.id.0, s.ts.len()));
+            ts.extend(s.ts);
+            values.extend(s.values);
+        }
+        samples_batch(ids, ts, values)
+    }
+
+    /// Returns the samples of each of `series` in `[start_ms, end_ms]`, one entry per
+    /// series that has any, sorted by id; each series' samples are in time order with one
+    /// sample per timestamp (the newest write wins).
+    ///
+    /// Cold segments are read first (row groups pruned on their id and time statistics,
+    /// then each series' run of rows cut to the time range), then the memtables. Rows
+    /// are appended per series, so no global sort is needed; only a series whose sources
+    /// overlap in time is sorted. Returns `None` as soon as more than `limit` samples
+    /// have been collected, so a query over its budget stops early.
+    pub async fn scan_series_samples(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesId],
+        start_ms: i64,
+        end_ms: i64,
+        limit: u64,
+    ) -> Result<Option<Vec<SeriesSamples>>> {
         let mut wanted: Vec<u64> = series.iter().map(|id| id.0).collect();
         wanted.sort_unstable();
         wanted.dedup();
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut collector = SampleCollector::new(&wanted, limit);
         let snapshot = self.snapshot();
-        // Rows tagged with their source and arrival order so the newest copy of a timestamp wins.
-        let mut rows: Vec<(u64, i64, u32, usize, f64)> = Vec::new();
-        let mut source = 0u32;
         let segments = self.segments_for(
             &snapshot.manifest,
             tenant,
@@ -249,13 +283,7 @@ impl Storage {
             start_ms.saturating_mul(NS_PER_MS),
             end_ms.saturating_mul(NS_PER_MS),
         );
-        let (first, last) = (
-            wanted.first().copied().unwrap_or(0),
-            wanted.last().copied().unwrap_or(0),
-        );
-        let wanted_set: HashSet<u64> = wanted.iter().copied().collect();
         for segment in segments {
-            source += 1;
             let keep = |group: &parquet::file::metadata::RowGroupMetaData| {
                 let ids_overlap = i64_range(group, 0)
                     .is_none_or(|(lo, hi)| (lo as u64) <= last && (hi as u64) >= first);
@@ -265,42 +293,44 @@ impl Storage {
             };
             for batch in segment::read(&self.store, &segment, keep, None).await? {
                 let (ids, ts, values) = sample_columns(&batch)?;
-                for row in 0..batch.num_rows() {
-                    let (id, t) = (ids.value(row), ts.value(row));
-                    if t >= start_ms && t <= end_ms && wanted_set.contains(&id) {
-                        rows.push((id, t, source, rows.len(), values.value(row)));
+                let (ids, ts, values) = (ids.values(), ts.values(), values.values());
+                let mut row = 0;
+                while row < ids.len() {
+                    // Rows are sorted by (series, time): handle one series' run at a time.
+                    let id = ids[row];
+                    let run_end = row + ids[row..].partition_point(|x| *x == id);
+                    if let Some(slot) = collector.slot(id) {
+                        let run = &ts[row..run_end];
+                        let from = row + run.partition_point(|t| *t < start_ms);
+                        let to = row + run.partition_point(|t| *t <= end_ms);
+                        if !collector.extend(slot, &ts[from..to], &values[from..to]) {
+                            return Ok(None);
+                        }
                     }
+                    row = run_end;
                 }
             }
         }
         for generation in &snapshot.generations {
-            source += 1;
             if let Some(memtable) = generation.get(tenant) {
+                let mut within = true;
                 memtable.visit_series(&wanted, |id, buffer| {
+                    let Some(slot) = collector.slot(id) else {
+                        return;
+                    };
                     for (t, v) in buffer.ts.iter().zip(&buffer.values) {
-                        if *t >= start_ms && *t <= end_ms {
-                            rows.push((id, *t, source, rows.len(), *v));
+                        if within && *t >= start_ms && *t <= end_ms {
+                            within = collector.push(slot, *t, *v);
                         }
                     }
                 });
+                if !within {
+                    return Ok(None);
+                }
             }
         }
-        rows.sort_unstable_by_key(|(id, t, source, order, _)| (*id, *t, *source, *order));
-        let mut out_ids = Vec::with_capacity(rows.len());
-        let mut out_ts = Vec::with_capacity(rows.len());
-        let mut out_values: Vec<f64> = Vec::with_capacity(rows.len());
-        for (id, t, _, _, v) in rows {
-            if out_ids.last() == Some(&id) && out_ts.last() == Some(&t) {
-                *out_values.last_mut().expect("pushed with id") = v;
-                continue;
-            }
-            out_ids.push(id);
-            out_ts.push(t);
-            out_values.push(v);
-        }
-        samples_batch(out_ids, out_ts, out_values)
+        Ok(Some(collector.finish()))
     }
-
     /// Returns the exemplars of `series` in `[start_ms, end_ms]` ([`crate::model::EXEMPLARS_SCHEMA`]).
     pub async fn scan_exemplars(
         &self,
@@ -589,6 +619,113 @@ impl Storage {
             }
         }
         Ok(confirmed)
+    }
+}
+
+/// The samples of one series, in time order, one per timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    /// The series.
+    pub id: SeriesId,
+    /// Sample times, Unix milliseconds, strictly increasing.
+    pub ts: Vec<i64>,
+    /// Sample values, one per time.
+    pub values: Vec<f64>,
+}
+
+/// Gathers samples per series, in arrival order, for [`Storage::scan_series_samples`].
+struct SampleCollector {
+    first: u64,
+    /// Slot of each id in `first..=last` (`u32::MAX`: not wanted).
+    slots: Vec<u32>,
+    series: Vec<SeriesSamples>,
+    /// Whether a series received a sample not after its previous one.
+    unordered: Vec<bool>,
+    collected: u64,
+    limit: u64,
+}
+
+impl SampleCollector {
+    /// `wanted` is sorted, deduplicated and not empty.
+    fn new(wanted: &[u64], limit: u64) -> Self {
+        let first = wanted[0];
+        let span = (wanted[wanted.len() - 1] - first) as usize + 1;
+        // Series ids are dense per tenant, so the span is at most the tenant's series count.
+        let mut slots = vec![u32::MAX; span];
+        for (slot, id) in wanted.iter().enumerate() {
+            slots[(id - first) as usize] = slot as u32;
+        }
+        SampleCollector {
+            first,
+            slots,
+            series: wanted
+                .iter()
+                .map(|id| SeriesSamples {
+                    id: SeriesId(*id),
+                    ts: Vec::new(),
+                    values: Vec::new(),
+                })
+                .collect(),
+            unordered: vec![false; wanted.len()],
+            collected: 0,
+            limit,
+        }
+    }
+
+    fn slot(&self, id: u64) -> Option<usize> {
+        let index = usize::try_from(id.checked_sub(self.first)?).ok()?;
+        self.slots
+            .get(index)
+            .filter(|slot| **slot != u32::MAX)
+            .map(|slot| *slot as usize)
+    }
+
+    /// Appends a time-sorted run; false once past the limit.
+    fn extend(&mut self, slot: usize, ts: &[i64], values: &[f64]) -> bool {
+        let Some(&head) = ts.first() else {
+            return true;
+        };
+        let series = &mut self.series[slot];
+        if series.ts.last().is_some_and(|last| *last >= head) {
+            self.unordered[slot] = true;
+        }
+        series.ts.extend_from_slice(ts);
+        series.values.extend_from_slice(values);
+        self.collected = self.collected.saturating_add(ts.len() as u64);
+        self.collected <= self.limit
+    }
+
+    /// Appends one sample; false once past the limit.
+    fn push(&mut self, slot: usize, t: i64, value: f64) -> bool {
+        self.extend(slot, &[t], &[value])
+    }
+
+    /// Sorts the series that need it (keeping the last-arrived sample of a timestamp)
+    /// and drops the series without samples.
+    fn finish(mut self) -> Vec<SeriesSamples> {
+        for (series, unordered) in self.series.iter_mut().zip(&self.unordered) {
+            if !*unordered {
+                continue;
+            }
+            let mut order: Vec<usize> = (0..series.ts.len()).collect();
+            // Stable: samples of one timestamp stay in arrival order.
+            order.sort_by_key(|i| series.ts[*i]);
+            let mut ts: Vec<i64> = Vec::with_capacity(order.len());
+            let mut values: Vec<f64> = Vec::with_capacity(order.len());
+            for i in order {
+                let (t, v) = (series.ts[i], series.values[i]);
+                if ts.last() == Some(&t) {
+                    *values.last_mut().expect("pushed with its time") = v;
+                } else {
+                    ts.push(t);
+                    values.push(v);
+                }
+            }
+            series.ts = ts;
+            series.values = values;
+        }
+        self.series.retain(|s| !s.ts.is_empty());
+        self.series
     }
 }
 

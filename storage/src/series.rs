@@ -82,6 +82,11 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// Returns the `(name, value)` pairs, sorted by name.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+
     /// Returns the labels other than `__name__`, as an attribute map.
     pub fn without_name(&self) -> Attributes {
         self.iter()

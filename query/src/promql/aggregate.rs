@@ -15,7 +15,7 @@ use super::value::{Lbls, MeanAcc, NAME, Sample, Val, VarAcc, format_float, kahan
 use crate::{Error, Result};
 
 /// The group key of a sample's labels under `by`/`without`.
-fn group_labels(labels: &Lbls, modifier: &Option<LabelModifier>) -> Lbls {
+pub(crate) fn group_labels(labels: &Lbls, modifier: &Option<LabelModifier>) -> Lbls {
     match modifier {
         None => Vec::new(),
         Some(LabelModifier::Include(ls)) => labels

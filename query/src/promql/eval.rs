@@ -52,7 +52,7 @@ pub(crate) struct Evaluator {
     pub query_end: i64,
     /// Step of a range query (0 for instant queries).
     pub query_step: i64,
-    lookback: i64,
+    pub(crate) lookback: i64,
     deadline: Instant,
     timeout: Duration,
     max_samples: u64,
@@ -60,6 +60,10 @@ pub(crate) struct Evaluator {
     budget_used: u64,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// The steps of a range query whose stepped nodes were computed.
+    pub(crate) steps: Option<super::stepped::Steps>,
+    /// Results of the stepped nodes of a range query, by node address.
+    pub(crate) stepped_nodes: HashMap<usize, super::stepped::Stepped>,
 }
 
 /// Key of a selector node: its address in the (immutable, borrowed) AST.
@@ -119,44 +123,32 @@ pub(crate) async fn load(
                 continue;
             }
             let ids: Vec<_> = series.iter().map(|(id, _)| *id).collect();
-            let batch = storage.scan_samples(tenant, &ids, need.lo, need.hi).await?;
-            total = total.saturating_add(batch.num_rows() as u64);
+            let budget = max_samples.saturating_sub(total);
+            let Some(found) = storage
+                .scan_series_samples(tenant, &ids, need.lo, need.hi, budget)
+                .await?
+            else {
+                return Err(too_many_samples());
+            };
+            total = total.saturating_add(found.iter().map(|s| s.ts.len() as u64).sum());
             if total > max_samples {
                 return Err(too_many_samples());
             }
-            let columns = (
-                batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::UInt64Array>(),
-                batch
-                    .column(1)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Int64Array>(),
-                batch
-                    .column(2)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Float64Array>(),
-            );
-            let (Some(sid), Some(ts), Some(vs)) = columns else {
-                return Err(Error::Internal("unexpected samples batch layout".into()));
-            };
-            let mut by_id: HashMap<u64, (Vec<i64>, Vec<f64>)> = HashMap::new();
-            for row in 0..batch.num_rows() {
-                let entry = by_id.entry(sid.value(row)).or_default();
-                entry.0.push(ts.value(row));
-                entry.1.push(vs.value(row));
-            }
+            // Both lists are sorted by series id.
+            let mut found = found.into_iter().peekable();
             for (id, labels) in series {
-                let labels = labels_vec(&labels);
+                let Some(samples) = found.next_if(|s| s.id == id) else {
+                    continue;
+                };
+                let labels = labels.into_pairs();
                 if need.matchers.len() > 1 && loaded.iter().any(|l| l.labels == labels) {
                     continue;
                 }
-                let (ts, vs) = by_id.remove(&id.0).unwrap_or_default();
-                if ts.is_empty() {
-                    continue;
-                }
-                loaded.push(Loaded { labels, ts, vs });
+                loaded.push(Loaded {
+                    labels,
+                    ts: samples.ts,
+                    vs: samples.values,
+                });
             }
         }
         data.insert(need.key, loaded);
@@ -193,10 +185,22 @@ impl Evaluator {
             budget_used: 0,
             warnings: Vec::new(),
             infos: Vec::new(),
+            steps: None,
+            stepped_nodes: HashMap::new(),
         }
     }
 
-    fn at_time(&self, at: &Option<AtModifier>, t: i64) -> i64 {
+    /// The samples loaded for a selector.
+    pub(crate) fn loaded(&self, vs: &VectorSelector) -> &[Loaded] {
+        self.data.get(&key(vs)).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many more samples the query may hold.
+    pub(crate) fn budget_left(&self) -> u64 {
+        self.max_samples.saturating_sub(self.budget_used)
+    }
+
+    pub(crate) fn at_time(&self, at: &Option<AtModifier>, t: i64) -> i64 {
         match at {
             None => t,
             Some(AtModifier::Start) => self.query_start,
@@ -318,6 +322,12 @@ impl Evaluator {
     /// Evaluates `expr` at time `t`.
     pub(crate) fn eval(&mut self, expr: &Expr, t: i64) -> Result<Val> {
         self.check_time()?;
+        if !self.stepped_nodes.is_empty()
+            && matches!(expr, Expr::Call(_) | Expr::Aggregate(_))
+            && let Some(samples) = self.stepped_at(expr, t)
+        {
+            return Ok(Val::Vector(samples));
+        }
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
@@ -602,13 +612,6 @@ impl Evaluator {
             ))),
         }
     }
-}
-
-fn labels_vec(labels: &storage::series::Labels) -> Lbls {
-    labels
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
 }
 
 /// The storage matchers of a selector: one group, or one per `or` alternative.

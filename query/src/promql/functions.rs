@@ -11,7 +11,7 @@ use regex::Regex;
 
 use super::eval::{Evaluator, check_duplicates, unparen};
 use super::value::{
-    Lbls, Matrix, MeanAcc, NAME, Sample, Series, Val, VarAcc, del, get, go_max, go_min, kahan_inc,
+    Lbls, Matrix, MeanAcc, NAME, Sample, Val, VarAcc, del, get, go_max, go_min, kahan_inc,
     quantile, set,
 };
 use crate::{Error, Result};
@@ -375,7 +375,7 @@ fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
     }
     let mut out = Vec::with_capacity(m.series.len());
     for s in &m.series {
-        let Some(v) = range_value(name, s, &m, &scalars, t)? else {
+        let Some(v) = range_value(name, &s.points, &m, &scalars, t)? else {
             continue;
         };
         out.push(Sample {
@@ -388,8 +388,14 @@ fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
     Ok(Val::Vector(out))
 }
 
-fn range_value(name: &str, s: &Series, m: &Matrix, scalars: &[f64], t: i64) -> Result<Option<f64>> {
-    let p = &s.points;
+/// The value of range function `name` over the points `p` of one series in the window of `m`.
+pub(crate) fn range_value(
+    name: &str,
+    p: &[(i64, f64)],
+    m: &Matrix,
+    scalars: &[f64],
+    t: i64,
+) -> Result<Option<f64>> {
     if p.is_empty() {
         return Ok(None);
     }
@@ -916,6 +922,7 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
 
 #[cfg(test)]
 mod tests {
+    use super::super::value::Series;
     use super::*;
 
     fn matrix(points: &[(i64, f64)], start: i64, end: i64) -> Matrix {

@@ -11,11 +11,14 @@
 //! end a series.
 //!
 //! Modules: `eval` (planning, loading, selectors, subqueries, binary operators),
-//! `aggregate`, `functions`, `value` (internal value model and float helpers).
+//! `stepped` (range queries: selectors, range functions and aggregations computed for
+//! all steps at once), `aggregate`, `functions`, `value` (internal value model and
+//! float helpers).
 
 mod aggregate;
 mod eval;
 mod functions;
+mod stepped;
 mod value;
 
 use std::collections::HashMap;
@@ -365,6 +368,14 @@ fn evaluate(ev: &mut eval::Evaluator, expr: &Expr, window: Window) -> Result<Eva
             ),
             value::Val::Matrix(m) => Value::Matrix(finish_matrix(m.series)?),
         }
+    } else if let Some(root) = ev.prepare_stepped(
+        expr,
+        stepped::Steps::new(window.start, window.end, window.step),
+    )? {
+        // The whole query was computed for every step at once.
+        let series = root.into_series(stepped::Steps::new(window.start, window.end, window.step));
+        ev.charge(series.iter().map(|s| s.points.len() as u64).sum())?;
+        Value::Matrix(finish_matrix(series)?)
     } else {
         let mut index = eval::SeriesIndex::new();
         let mut series = Vec::new();
