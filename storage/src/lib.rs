@@ -42,7 +42,7 @@ pub use config::Config;
 pub use engine::Storage;
 pub use error::{Error, Result};
 pub use manifest::{Manifest, SegmentMeta, Table};
-pub use read::{LogHits, LogRowRefs, LogScan, SpanScan};
+pub use read::{LogHits, LogRowRefs, LogScan, LogTimeline, SpanScan, TimelineSource};
 pub use textindex::TextQuery;
 
 /// What one flush wrote.
