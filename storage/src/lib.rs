@@ -42,7 +42,9 @@ pub use config::Config;
 pub use engine::Storage;
 pub use error::{Error, Result};
 pub use manifest::{Manifest, SegmentMeta, Table};
-pub use read::{LogHits, LogRowRefs, LogScan, SeriesSamples, SpanScan};
+pub use read::{
+    LogHits, LogRowRefs, LogScan, LogTimeline, SeriesSamples, SpanScan, TimelineSource,
+};
 pub use textindex::TextQuery;
 
 /// What one flush wrote.

@@ -84,6 +84,51 @@ impl LogRowRefs {
     }
 }
 
+/// The first pass of a late-materialised log read: the time of every row that matches
+/// (or may match) a [`LogScan`], per source, without reading the other columns. A caller
+/// picks the rows it wants by time (newest `limit`, a histogram) and reads only those
+/// with [`Storage::read_timeline_rows`].
+#[derive(Debug, Default)]
+pub struct LogTimeline {
+    /// One entry per memtable batch or segment with candidate rows.
+    pub sources: Vec<TimelineSource>,
+}
+
+/// Candidate rows of one source (a memtable batch or a segment) and their times.
+#[derive(Debug, Clone)]
+pub struct TimelineSource {
+    /// Row numbers within the source, ascending.
+    pub rows: Vec<u32>,
+    /// Event time of each row (Unix ns), in the order of `rows`; all within the scan's range.
+    pub ts: Vec<i64>,
+    /// True when every row is known to match the scan; otherwise the rows are candidates
+    /// that [`Storage::read_timeline_rows`] confirms.
+    pub confirmed: bool,
+    place: TimelinePlace,
+}
+
+#[derive(Debug, Clone)]
+enum TimelinePlace {
+    Hot(RecordBatch),
+    Cold(SegmentMeta),
+}
+
+impl LogTimeline {
+    /// Number of candidate rows over every source.
+    pub fn len(&self) -> usize {
+        self.sources.iter().map(|s| s.rows.len()).sum()
+    }
+
+    /// True when no source has a candidate row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The columns of [`LOGS_SCHEMA`] up to and including the trace id: all that
+/// [`LogScan::keep`] looks at, at their usual positions.
+const LOG_FILTER_COLUMNS: usize = log_col::TRACE_ID + 1;
+
 fn string_at(array: &dyn Array, row: usize) -> Option<&str> {
     let strings = array.as_any().downcast_ref::<StringArray>()?;
     strings.is_valid(row).then(|| strings.value(row))
@@ -488,6 +533,155 @@ impl Storage {
         Ok(out)
     }
 
+    /// The first pass of a late-materialised log read: for each source, the rows that
+    /// match `scan` and their times, from the full-text index and the timestamp column
+    /// alone where the index answers the scan exactly. Elsewhere the rows are
+    /// candidates: with `confirm`, the scan is checked here on the filter columns (time,
+    /// service, body, trace id; never attributes); without, [`TimelineSource::confirmed`]
+    /// is false and [`Storage::read_timeline_rows`] confirms the rows it reads.
+    pub async fn log_timeline(
+        &self,
+        tenant: &TenantId,
+        scan: &LogScan,
+        confirm: bool,
+    ) -> Result<LogTimeline> {
+        let snapshot = self.snapshot();
+        let mut timeline = LogTimeline::default();
+        let trace_hex = scan.trace_id.map(|id| id.to_string());
+        for segment in self.segments_for(
+            &snapshot.manifest,
+            tenant,
+            Table::Logs,
+            scan.start_ns,
+            scan.end_ns,
+        ) {
+            let filter = IndexFilter {
+                text: scan.text.as_ref(),
+                service: (scan.services.len() == 1).then(|| scan.services[0].as_str()),
+                trace_id_hex: trace_hex.as_deref(),
+            };
+            let has_index = segment.index_path.is_some();
+            let candidates = match &segment.index_path {
+                Some(_) => self.log_index(&segment).await?.candidates(&filter)?,
+                None => None,
+            };
+            if candidates.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let exact = scan.services.len() <= 1
+                && (has_index
+                    || (scan.services.is_empty()
+                        && scan.trace_id.is_none()
+                        && scan.text.is_none()))
+                && scan.text.as_ref().is_none_or(TextQuery::index_is_exact);
+            let keep_group = |group: &parquet::file::metadata::RowGroupMetaData| {
+                i64_range(group, log_col::TIMESTAMP)
+                    .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns)
+            };
+            let check_here = !exact && confirm;
+            let columns = if check_here { LOG_FILTER_COLUMNS } else { 1 };
+            let (batches, numbers) = segment::read_leading_columns(
+                &self.store,
+                &segment,
+                columns,
+                keep_group,
+                candidates.as_deref(),
+            )
+            .await?;
+            let mut source = TimelineSource {
+                rows: Vec::new(),
+                ts: Vec::new(),
+                confirmed: exact || confirm,
+                place: TimelinePlace::Cold(segment.clone()),
+            };
+            let mut numbers = numbers.iter();
+            for batch in &batches {
+                let times = batch
+                    .column(log_col::TIMESTAMP)
+                    .as_any()
+                    .downcast_ref::<TimestampNanosecondArray>()
+                    .ok_or_else(|| Error::Corrupt {
+                        what: segment.path.clone(),
+                        reason: "timestamp column has an unexpected type".into(),
+                    })?;
+                for (row, ts) in times.values().iter().enumerate() {
+                    let Some(number) = numbers.next() else {
+                        break;
+                    };
+                    let keep = if check_here {
+                        scan.keep(batch, row)
+                    } else {
+                        *ts >= scan.start_ns && *ts <= scan.end_ns
+                    };
+                    if keep {
+                        source.rows.push(*number);
+                        source.ts.push(*ts);
+                    }
+                }
+            }
+            if !source.rows.is_empty() {
+                timeline.sources.push(source);
+            }
+        }
+        for generation in &snapshot.generations {
+            let Some(memtable) = generation.get(tenant) else {
+                continue;
+            };
+            for batch in memtable.logs() {
+                let Some(batch) = scan.filter(&batch)? else {
+                    continue;
+                };
+                let times = batch
+                    .column(log_col::TIMESTAMP)
+                    .as_any()
+                    .downcast_ref::<TimestampNanosecondArray>()
+                    .map(|t| t.values().to_vec())
+                    .unwrap_or_default();
+                timeline.sources.push(TimelineSource {
+                    rows: (0..times.len() as u32).collect(),
+                    ts: times,
+                    confirmed: true,
+                    place: TimelinePlace::Hot(batch),
+                });
+            }
+        }
+        Ok(timeline)
+    }
+
+    /// The second pass of a late-materialised log read: reads the given rows of a
+    /// timeline source (a sorted subset of its `rows`) with every column, and keeps
+    /// those that match `scan` (the scan the timeline was built with).
+    pub async fn read_timeline_rows(
+        &self,
+        source: &TimelineSource,
+        rows: &[u32],
+        scan: &LogScan,
+    ) -> Result<Vec<RecordBatch>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batches = match &source.place {
+            TimelinePlace::Hot(batch) => {
+                let indices = arrow::array::UInt32Array::from(rows.to_vec());
+                vec![
+                    arrow::compute::take_record_batch(batch, &indices)
+                        .map_err(|e| Error::arrow("taking log rows", e))?,
+                ]
+            }
+            TimelinePlace::Cold(segment) => {
+                segment::read(&self.store, segment, |_| true, Some(rows)).await?
+            }
+        };
+        if source.confirmed {
+            return Ok(batches);
+        }
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            out.extend(scan.filter(batch)?);
+        }
+        Ok(out)
+    }
+
     /// Returns every span matching `scan` ([`crate::model::SPANS_SCHEMA`] batches).
     pub async fn scan_spans(&self, tenant: &TenantId, scan: &SpanScan) -> Result<Vec<RecordBatch>> {
         let snapshot = self.snapshot();
@@ -511,7 +705,19 @@ impl Storage {
                 };
                 time_overlaps && trace_inside
             };
-            for batch in segment::read(&self.store, &segment, keep, None).await? {
+            // A trace lookup reads only the pages whose trace-id range holds the id
+            // (spans are sorted by trace id within a segment).
+            let rows = match &wanted {
+                Some(id) => {
+                    segment::rows_in_pages_with(&self.store, &segment, keep, span_col::TRACE_ID, id)
+                        .await?
+                }
+                None => None,
+            };
+            if rows.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            for batch in segment::read(&self.store, &segment, keep, rows.as_deref()).await? {
                 out.extend(filter_rows(&batch, |row| scan.keep(&batch, row))?);
             }
         }

@@ -8,22 +8,25 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::{
+    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection, RowSelector};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::metadata::{RowGroupMetaData, SortingColumn};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
@@ -82,7 +85,10 @@ pub(crate) fn writer_properties(
             .set_column_dictionary_enabled(column("trace_id"), false)
             .set_column_dictionary_enabled(column("span_id"), false)
             .set_sorting_columns(sorting(&[2, 0])),
+        // Small pages: a trace-id lookup reads the one page (per column) whose trace-id
+        // range holds the id, found through the page index.
         Table::Spans => builder
+            .set_data_page_row_count_limit(4096)
             .set_column_dictionary_enabled(column("trace_id"), false)
             .set_column_dictionary_enabled(column("span_id"), false)
             .set_column_dictionary_enabled(column("parent_span_id"), false)
@@ -91,7 +97,12 @@ pub(crate) fn writer_properties(
             .set_column_dictionary_enabled(column("duration_ns"), false)
             .set_column_encoding(column("duration_ns"), Encoding::DELTA_BINARY_PACKED)
             .set_column_bloom_filter_enabled(column("trace_id"), true)
-            .set_column_bloom_filter_max_ndv(column("trace_id"), distinct_traces.max(64))
+            // One bloom filter per row group: sized for the traces a group can hold, not
+            // the whole file's (which made every group's filter file-sized).
+            .set_column_bloom_filter_max_ndv(
+                column("trace_id"),
+                distinct_traces.min(row_group_rows as u64).max(64),
+            )
             .set_column_bloom_filter_fpp(column("trace_id"), 0.01)
             .set_sorting_columns(sorting(&[0, 7])),
     };
@@ -149,7 +160,7 @@ pub(crate) async fn read(
     keep: impl Fn(&RowGroupMetaData) -> bool,
     rows: Option<&[u32]>,
 ) -> Result<Vec<RecordBatch>> {
-    Ok(read_inner(store, segment, keep, rows).await?.0)
+    Ok(read_inner(store, segment, keep, rows, None).await?.0)
 }
 
 /// Like [`read`] with a row list, and also returns the numbers of the rows read, in order.
@@ -159,30 +170,109 @@ pub(crate) async fn read_rows(
     keep: impl Fn(&RowGroupMetaData) -> bool,
     rows: &[u32],
 ) -> Result<(Vec<RecordBatch>, Vec<u32>)> {
-    read_inner(store, segment, keep, Some(rows)).await
+    read_inner(store, segment, keep, Some(rows), None).await
 }
+
+/// Reads only the first `columns` columns of the schema (so column positions stay those
+/// of the table schema) of the given sorted rows (`None`: every row of the kept row
+/// groups), and returns the numbers of the rows read, in order. This is the cheap first
+/// pass of a late-materialised read: e.g. the timestamps of the candidate rows alone.
+pub(crate) async fn read_leading_columns(
+    store: &SegmentStore,
+    segment: &SegmentMeta,
+    columns: usize,
+    keep: impl Fn(&RowGroupMetaData) -> bool,
+    rows: Option<&[u32]>,
+) -> Result<(Vec<RecordBatch>, Vec<u32>)> {
+    read_inner(store, segment, keep, rows, Some(columns)).await
+}
+
+/// The parsed footer of a segment (with its page index), from the cache or the file.
+pub(crate) async fn metadata(
+    store: &SegmentStore,
+    segment: &SegmentMeta,
+) -> Result<ArrowReaderMetadata> {
+    if let Some(metadata) = store.cached_metadata(segment.id) {
+        return Ok(metadata);
+    }
+    let mut reader = SegmentReader::new(store, segment);
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, options)
+        .await
+        .map_err(|e| Error::parquet(format!("reading segment {}", segment.path), e))?;
+    store.cache_metadata(segment.id, metadata.clone());
+    Ok(metadata)
+}
+
+/// The rows (ascending, numbered across the file) of the pages of `column` whose
+/// min/max statistics may hold `key`, in the row groups `keep` accepts: a point lookup on
+/// a sorted binary column (the trace id of spans) reads these pages only. `None` when the
+/// file has no page index (every row of the kept groups is a candidate).
+pub(crate) async fn rows_in_pages_with(
+    store: &SegmentStore,
+    segment: &SegmentMeta,
+    keep: impl Fn(&RowGroupMetaData) -> bool,
+    column: usize,
+    key: &[u8],
+) -> Result<Option<Vec<u32>>> {
+    let metadata = metadata(store, segment).await?;
+    let metadata = metadata.metadata();
+    let (Some(column_index), Some(offset_index)) =
+        (metadata.column_index(), metadata.offset_index())
+    else {
+        return Ok(None);
+    };
+    let mut rows = Vec::new();
+    let mut group_start = 0u64;
+    for (group_number, group) in metadata.row_groups().iter().enumerate() {
+        let group_rows = group.num_rows() as u64;
+        let start = group_start;
+        group_start += group_rows;
+        if !keep(group) {
+            continue;
+        }
+        let pages = column_index
+            .get(group_number)
+            .and_then(|c| c.get(column))
+            .zip(offset_index.get(group_number).and_then(|o| o.get(column)));
+        let Some((ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(pages), offsets)) = pages else {
+            // No usable statistics for this group: all its rows are candidates.
+            rows.extend((start..start + group_rows).map(|r| r as u32));
+            continue;
+        };
+        let locations = offsets.page_locations();
+        for page in 0..locations.len() {
+            let may_hold = match (pages.min_value(page), pages.max_value(page)) {
+                (Some(min), Some(max)) => min <= key && key <= max,
+                _ => false,
+            };
+            if !may_hold {
+                continue;
+            }
+            let first = locations[page].first_row_index as u64;
+            let end = locations
+                .get(page + 1)
+                .map_or(group_rows, |next| next.first_row_index as u64);
+            rows.extend((start + first..start + end.min(group_rows)).map(|r| r as u32));
+        }
+    }
+    Ok(Some(rows))
+}
+
+/// Above this share of a row group's rows, a row list is read by decoding the whole
+/// group and dropping the other rows: cheaper than a selection of many small runs.
+const DENSE_SELECTION: u64 = 8;
 
 async fn read_inner(
     store: &SegmentStore,
     segment: &SegmentMeta,
     keep: impl Fn(&RowGroupMetaData) -> bool,
     rows: Option<&[u32]>,
+    leading_columns: Option<usize>,
 ) -> Result<(Vec<RecordBatch>, Vec<u32>)> {
     let context = || format!("reading segment {}", segment.path);
     let reader = SegmentReader::new(store, segment);
-    let metadata = match store.cached_metadata(segment.id) {
-        Some(metadata) => metadata,
-        None => {
-            let mut reader = SegmentReader::new(store, segment);
-            let options =
-                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-            let metadata = ArrowReaderMetadata::load_async(&mut reader, options)
-                .await
-                .map_err(|e| Error::parquet(context(), e))?;
-            store.cache_metadata(segment.id, metadata.clone());
-            metadata
-        }
-    };
+    let metadata = metadata(store, segment).await?;
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
     let metadata = builder.metadata().clone();
     let mut offsets = Vec::with_capacity(metadata.num_row_groups());
@@ -198,24 +288,76 @@ async fn read_inner(
     if groups.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let mut read_rows = Vec::new();
     let mut builder = builder.with_row_groups(groups.clone());
+    if let Some(columns) = leading_columns {
+        let mask = ProjectionMask::roots(
+            metadata.file_metadata().schema_descr(),
+            0..columns.min(builder.schema().fields().len()),
+        );
+        builder = builder.with_projection(mask);
+    }
+    let mut read_rows = Vec::new();
+    // With a dense row list, every row of the groups is read and the list applied after.
+    let mut dense_filter: Option<Vec<bool>> = None;
     if let Some(rows) = rows {
+        let mut group_rows = 0u64;
         for group in &groups {
             let range = &offsets[*group];
+            group_rows += range.end - range.start;
             read_rows.extend(
                 rows.iter()
                     .copied()
                     .filter(|r| range.contains(&u64::from(*r))),
             );
         }
-        builder = builder.with_row_selection(selection_for(rows, &groups, &offsets));
+        if (read_rows.len() as u64).saturating_mul(DENSE_SELECTION) > group_rows {
+            let mut wanted = Vec::with_capacity(group_rows as usize);
+            let mut next = read_rows.iter().peekable();
+            for group in &groups {
+                for row in offsets[*group].clone() {
+                    let hit = next.peek().is_some_and(|r| u64::from(**r) == row);
+                    if hit {
+                        next.next();
+                    }
+                    wanted.push(hit);
+                }
+            }
+            dense_filter = Some(wanted);
+        } else {
+            builder = builder.with_row_selection(selection_for(rows, &groups, &offsets));
+        }
+    } else {
+        for group in &groups {
+            read_rows.extend(offsets[*group].clone().map(|r| r as u32));
+        }
     }
     let stream = builder.build().map_err(|e| Error::parquet(context(), e))?;
-    let batches: Vec<RecordBatch> = stream
+    let mut batches: Vec<RecordBatch> = stream
         .try_collect()
         .await
         .map_err(|e| Error::parquet(context(), e))?;
+    if let Some(wanted) = dense_filter {
+        let mut position = 0usize;
+        let mut kept = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            let end = position + batch.num_rows();
+            let mask = BooleanArray::from(wanted.get(position..end).unwrap_or_default().to_vec());
+            position = end;
+            if mask.len() != batch.num_rows() {
+                return Err(Error::Corrupt {
+                    what: segment.path.clone(),
+                    reason: "row groups hold fewer rows than their metadata says".into(),
+                });
+            }
+            if mask.true_count() > 0 {
+                kept.push(
+                    filter_record_batch(batch, &mask)
+                        .map_err(|e| Error::arrow("selecting rows", e))?,
+                );
+            }
+        }
+        batches = kept;
+    }
     if segment.table == Table::Samples {
         let decoded = batches
             .iter()
@@ -310,8 +452,15 @@ fn selection_for(rows: &[u32], groups: &[usize], offsets: &[Range<u64>]) -> RowS
         {
             if row > cursor {
                 selectors.push(RowSelector::skip((row - cursor) as usize));
+                selectors.push(RowSelector::select(1));
+            } else {
+                // Right after the previous selected row (rows of the chosen groups are
+                // numbered consecutively in the selection): extend its run.
+                match selectors.last_mut() {
+                    Some(last) if !last.skip => last.row_count += 1,
+                    _ => selectors.push(RowSelector::select(1)),
+                }
             }
-            selectors.push(RowSelector::select(1));
             cursor = row + 1;
         }
         if range.end > cursor {

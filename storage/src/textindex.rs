@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use tantivy::collector::DocSetCollector;
+use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::directory::RamDirectory;
 use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, RegexQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
@@ -449,11 +449,13 @@ impl LogIndex {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let hits = searcher
-            .search(&query, &DocSetCollector)
+        let mut rows = searcher
+            .search(&query, &RowCollector)
             .map_err(index_error("searching log index"))?;
-        let mut rows: Vec<u32> = hits.into_iter().map(|address| address.doc_id).collect();
-        rows.sort_unstable();
+        // One index segment (doc ids already ascending); sort anyway in case of several.
+        if !rows.is_sorted() {
+            rows.sort_unstable();
+        }
         Ok(Some(rows))
     }
 
@@ -567,6 +569,69 @@ impl LogIndex {
                 }
             }
         })
+    }
+}
+
+/// Collects matching doc ids (= Parquet row numbers) in a plain vector, in doc order.
+struct RowCollector;
+
+struct SegmentRows(Vec<u32>);
+
+impl Collector for RowCollector {
+    type Fruit = Vec<u32>;
+    type Child = SegmentRows;
+
+    fn for_segment(
+        &self,
+        _segment_local_id: tantivy::SegmentOrdinal,
+        _segment: &tantivy::SegmentReader,
+    ) -> tantivy::Result<SegmentRows> {
+        Ok(SegmentRows(Vec::new()))
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u32>>) -> tantivy::Result<Vec<u32>> {
+        Ok(fruits.concat())
+    }
+}
+
+impl SegmentCollector for SegmentRows {
+    type Fruit = Vec<u32>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        self.0.push(doc);
+    }
+
+    fn collect_block(&mut self, docs: &[tantivy::DocId]) {
+        self.0.extend_from_slice(docs);
+    }
+
+    fn harvest(self) -> Vec<u32> {
+        self.0
+    }
+}
+
+impl TextQuery {
+    /// True when the index answers this query exactly (its candidates are the matching
+    /// rows, no confirmation on the body needed): whole ASCII words that the tokenizer
+    /// indexes as themselves, combined with AND / OR.
+    pub(crate) fn index_is_exact(&self) -> bool {
+        match self {
+            // A non-ASCII run can lowercase to an ASCII word (the Kelvin sign to `k`) with up
+            // to 3 bytes per character: keep such runs under the term length limit.
+            TextQuery::Term(word) => {
+                word.is_ascii()
+                    && word.len() * 3 <= MAX_TOKEN_LEN
+                    && token_fate(word) == TokenFate::Indexed
+            }
+            TextQuery::And(parts) | TextQuery::Or(parts) => {
+                !parts.is_empty() && parts.iter().all(TextQuery::index_is_exact)
+            }
+            _ => false,
+        }
     }
 }
 
