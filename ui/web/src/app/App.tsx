@@ -26,7 +26,11 @@ export function App() {
   const [tick, setTick] = useState(0);
   const refresh = route.params.get("refresh") ?? "";
   // Re-resolve relative ranges on every tick so "now-15m" moves with the clock.
-  const range = useMemo(() => resolveRange(route.params), [route.params, tick]);
+  // Only `from`/`to` and the tick move the range: other parameters (a selection) must
+  // not re-resolve "now" and reload every panel.
+  const from = route.params.get("from");
+  const to = route.params.get("to");
+  const range = useMemo(() => resolveRange(route.params), [from, to, tick]);
 
   useEffect(() => {
     const ms = { "5s": 5_000, "10s": 10_000, "30s": 30_000, "1m": 60_000 }[refresh];
