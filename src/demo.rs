@@ -277,7 +277,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             truth.kind
         )),
     }
-    // The web UI is not built yet; Grafana's stock datasources are the way to look.
+    // The web UI shows the map with the suspect hop, its traces, logs and metrics;
+    // Grafana's stock datasources work too.
+    lines.push(format!("  UI:            {base_url}/"));
     lines.push(format!(
         "  Grafana:       deploy/grafana/datasources.yaml with the URL {base_url}"
     ));

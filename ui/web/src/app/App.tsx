@@ -2,7 +2,7 @@
 import type { ComponentType } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { href, navigate, setParams, useRoute, VIEW_TITLES, VIEWS, type ViewName } from "./router";
-import { resolveRange } from "./time";
+import { formatTime, resolveRange } from "./time";
 import type { ViewProps } from "./view";
 import { MapView } from "../views/map";
 import { TracesView } from "../views/traces";
@@ -26,7 +26,11 @@ export function App() {
   const [tick, setTick] = useState(0);
   const refresh = route.params.get("refresh") ?? "";
   // Re-resolve relative ranges on every tick so "now-15m" moves with the clock.
-  const range = useMemo(() => resolveRange(route.params), [route.params, tick]);
+  // Only `from`/`to` and the tick move the range: other parameters (a selection) must
+  // not re-resolve "now" and reload every panel.
+  const from = route.params.get("from");
+  const to = route.params.get("to");
+  const range = useMemo(() => resolveRange(route.params), [from, to, tick]);
 
   useEffect(() => {
     const ms = { "5s": 5_000, "10s": 10_000, "30s": 30_000, "1m": 60_000 }[refresh];
@@ -85,6 +89,11 @@ function link(view: ViewName) {
   };
 }
 
+/** Epoch milliseconds as local date and time (parsed back by `parseTime`). */
+function readable(expr: string): string {
+  return /^\d{10,16}$/.test(expr) ? formatTime(Number(expr)) : expr;
+}
+
 function TimePicker({ params, onRefresh }: { params: URLSearchParams; onRefresh: () => void }) {
   const from = params.get("from") ?? "now-1h";
   const to = params.get("to") ?? "now";
@@ -112,8 +121,9 @@ function TimePicker({ params, onRefresh }: { params: URLSearchParams; onRefresh:
         ))}
         <option value="custom">Custom…</option>
       </select>
-      {custom && (
+      {(custom || quick === "custom") && (
         <form
+          key={`${from}|${to}`}
           class="custom-range"
           onSubmit={(e) => {
             e.preventDefault();
@@ -122,9 +132,9 @@ function TimePicker({ params, onRefresh }: { params: URLSearchParams; onRefresh:
             setParams({ from: String(data.get("from") ?? ""), to: String(data.get("to") ?? "") });
           }}
         >
-          <input name="from" aria-label="from" defaultValue={from} size={14} />
+          <input name="from" aria-label="from" defaultValue={readable(from)} size={17} />
           <span>→</span>
-          <input name="to" aria-label="to" defaultValue={to} size={14} />
+          <input name="to" aria-label="to" defaultValue={readable(to)} size={17} />
           <button type="submit">Apply</button>
         </form>
       )}

@@ -63,6 +63,25 @@ export function setParams(patch: ParamPatch, opts: { replace?: boolean } = {}) {
   go(href(route.view, toSearch(patch, route.params)), opts.replace);
 }
 
+/** Opens an app URL (`/ui/<view>?...`) without reloading the page. */
+export function openHref(url: string, opts: { replace?: boolean } = {}) {
+  go(url, opts.replace);
+}
+
+/**
+ * Click handler for `<a href="/ui/...">`: plain left clicks navigate inside the app,
+ * modified clicks (new tab, new window) keep the browser's behaviour.
+ */
+export function followLink(event: MouseEvent) {
+  if (event.defaultPrevented || event.button !== 0) return;
+  if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+  const anchor = (event.currentTarget ?? event.target) as HTMLAnchorElement | null;
+  const url = anchor?.getAttribute?.("href");
+  if (!url || !url.startsWith("/ui/")) return;
+  event.preventDefault();
+  go(url);
+}
+
 function go(url: string, replace = false) {
   if (url === window.location.pathname + window.location.search) return;
   if (replace) window.history.replaceState(null, "", url);
