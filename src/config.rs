@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// How long a shutdown waits for in-flight requests before closing storage anyway.
     pub shutdown_grace: HumanDuration,
+    /// What this node runs: everything (`all`, the default), or one part of a scaled-out deployment.
+    pub role: Role,
 }
 
 impl Default for ServerConfig {
@@ -58,7 +60,74 @@ impl Default for ServerConfig {
             es_listen: Listen::Off,
             data_dir: PathBuf::from("./data"),
             shutdown_grace: HumanDuration::secs(10),
+            role: Role::All,
         }
+    }
+}
+
+/// What one node of a deployment runs (`sightline serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything in one process: the single-node server.
+    #[default]
+    All,
+    /// The write protocols, the WAL and flushes to segments; no read APIs, no compaction.
+    Ingest,
+    /// The read APIs over the catalog's segments; no writes, no WAL.
+    Query,
+    /// Compaction and retention only.
+    Compact,
+}
+
+impl Role {
+    /// Every role, in the order `--help` lists them.
+    pub const ALL: [Role; 4] = [Role::All, Role::Ingest, Role::Query, Role::Compact];
+
+    /// The name used in the config file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Ingest => "ingest",
+            Role::Query => "query",
+            Role::Compact => "compact",
+        }
+    }
+
+    /// True when the node accepts writes (receivers, WAL, flush).
+    pub fn ingests(self) -> bool {
+        matches!(self, Role::All | Role::Ingest)
+    }
+
+    /// True when the node answers the read APIs.
+    pub fn queries(self) -> bool {
+        matches!(self, Role::All | Role::Query)
+    }
+
+    /// True when the node runs compaction and retention.
+    pub fn compacts(self) -> bool {
+        matches!(self, Role::All | Role::Compact)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is not one of `all`, `ingest`, `query`, `compact`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid role {0:?}: expected all, ingest, query or compact")]
+pub struct ParseRoleError(String);
+
+impl FromStr for Role {
+    type Err = ParseRoleError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| ParseRoleError(text.to_string()))
     }
 }
 
@@ -291,6 +360,20 @@ mod tests {
         config.server.grpc_listen = any;
         config.server.otlp_http_listen = Listen::On(any);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn roles_parse_and_default_to_all() {
+        assert_eq!(ServerConfig::default().role, Role::All);
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+        }
+        assert!("querier".parse::<Role>().is_err());
+        let config: Config = toml::from_str("[server]\nrole = \"compact\"\n").unwrap();
+        assert_eq!(config.server.role, Role::Compact);
+        assert!(Role::All.ingests() && Role::All.queries() && Role::All.compacts());
+        assert!(!Role::Query.ingests() && !Role::Query.compacts());
+        assert!(!Role::Ingest.queries() && !Role::Compact.ingests());
     }
 
     #[test]

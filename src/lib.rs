@@ -22,6 +22,9 @@ pub mod rca_loop;
 pub mod self_metrics;
 mod server;
 
-pub use config::{Config, ConfigError, Listen, ParseListenError, ServerConfig, TelemetryConfig};
+pub use config::{
+    Config, ConfigError, Listen, ParseListenError, ParseRoleError, Role, ServerConfig,
+    TelemetryConfig,
+};
 pub use http::{ApiError, AppState, app, es_router, lifecycle_router, otlp_http_router};
 pub use server::{Running, run};

@@ -48,6 +48,8 @@ pub struct Config {
     /// Most metric series one tenant may have; a write that would create more is
     /// refused whole (400). `0` means no limit.
     pub max_series_per_tenant: u64,
+    /// Where the list of live segments is kept (`[storage.catalog]`).
+    pub catalog: crate::CatalogConfig,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             spans_retention: HumanDuration::secs(7 * 86_400),
             log_index_memory: ByteSize::mib(64),
             max_series_per_tenant: 2_000_000,
+            catalog: crate::CatalogConfig::default(),
         }
     }
 }
@@ -86,6 +89,7 @@ impl Config {
                 "storage.url {url:?}: only file:// object stores are supported in this build"
             ));
         }
+        self.catalog.validate()?;
         if self.memory_limit < self.memtable_flush_size {
             return invalid(format!(
                 "storage.memory_limit ({}) must be at least storage.memtable_flush_size ({})",

@@ -20,6 +20,7 @@
 //! only then trims the WAL. After a crash, replay rebuilds the memtables; a torn tail
 //! is truncated with a warning.
 
+mod catalog_config;
 mod codec;
 mod compaction;
 mod config;
@@ -38,6 +39,7 @@ mod store;
 mod textindex;
 mod wal;
 
+pub use catalog_config::CatalogConfig;
 pub use config::Config;
 pub use engine::Storage;
 pub use error::{Error, Result};
