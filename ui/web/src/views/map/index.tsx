@@ -22,12 +22,14 @@ export function MapView({ params, range, tick }: ViewProps) {
   const windows = useMemo(() => splitRange(range, params.get("window")), [range, params.get("window")]);
   const key = [windows.window.start, windows.window.end, windows.baseline.start, tick];
   // The window's graph first (it draws the map), then its baseline and the analysis.
-  const current = useAsync((signal) => loadGraph(windows.window.start, windows.window.end, signal), key);
+  const current = useAsync((signal) => loadGraph(windows.window.start, windows.window.end, signal), key, { coalesce: true });
   // They follow each new window graph and keep their last answer meanwhile, so live
   // refresh does not blank the colours or the suspects.
   const ready = current.data !== undefined;
-  const baseline = useAsync(ready ? (signal) => loadGraph(windows.baseline.start, windows.baseline.end, signal) : null, [current.data]);
-  const rca = useAsync(ready ? (signal) => loadRca(windows, signal) : null, [current.data]);
+  const baseline = useAsync(ready ? (signal) => loadGraph(windows.baseline.start, windows.baseline.end, signal) : null, [current.data], {
+    coalesce: true,
+  });
+  const rca = useAsync(ready ? (signal) => loadRca(windows, signal) : null, [current.data], { coalesce: true });
   const suspects = rca.data?.suspects ?? [];
   const model: MapModel | undefined = useMemo(
     () => (current.data ? buildModel(current.data, baseline.data ?? EMPTY, suspects) : undefined),
