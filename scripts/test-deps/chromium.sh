@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian package `chromium` for tests/ui_browser.rs, which drives it
 # headless with playwright-core (a devDependency of ui/web, installed by the ui crate's
-# build with `npm ci`). Idempotent. Node.js and npm are needed by the UI build itself.
+# build with `npm ci`). Idempotent. Node.js and npm come from scripts/test-deps/node.sh.
 set -euo pipefail
 
 SUDO=""
@@ -11,8 +11,6 @@ fi
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     # Refresh the lists first: a fresh machine's may be missing or stale.
     $SUDO apt-get update -qq
@@ -21,4 +19,3 @@ fi
 
 # /usr/bin/chromium is a wrapper script; ask the binary itself for its version.
 /usr/lib/chromium/chromium --version 2>/dev/null || /usr/bin/chromium --version 2>/dev/null || true
-node --version
