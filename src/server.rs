@@ -107,6 +107,7 @@ pub async fn run(
     let body_limit = usize::try_from(ingest.max_request_size.bytes())
         .context("ingest.max_request_size does not fit in memory")?;
     let state = AppState::new(body_limit, ingest.clone(), query);
+    state.ingest().set_data_dir(server.data_dir.clone());
 
     let http = bind("server.listen", server.listen).await?;
     let grpc = bind("server.grpc_listen", server.grpc_listen).await?;

@@ -1,4 +1,5 @@
-//! `--es-listen`: the Elasticsearch API served unprefixed on its own address.
+//! `--es-listen`: the Elasticsearch API served unprefixed on its own address, and the
+//! templates and ILM policies collectors install, kept across a restart.
 
 mod common;
 
@@ -50,5 +51,228 @@ async fn bulk_works_unprefixed_on_the_es_listener() {
         .await
         .unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    server.stop().await;
+}
+
+/// What Filebeat 8 installs at start-up (trimmed: the real one maps every ECS field).
+fn filebeat_template() -> serde_json::Value {
+    serde_json::json!({
+        "index_patterns": ["filebeat-8.17.0"],
+        "data_stream": {},
+        "priority": 150,
+        "template": {
+            "settings": {"index": {"lifecycle": {"name": "filebeat"}, "max_docvalue_fields_search": 200}},
+            "mappings": {"dynamic_templates": [{"labels": {"path_match": "labels.*", "mapping": {"type": "keyword"}}}],
+                         "properties": {"message": {"type": "match_only_text"}, "@timestamp": {"type": "date"}}}
+        },
+        "_meta": {"description": "default filebeat template", "managed": true}
+    })
+}
+
+async fn start_in(dir: std::path::PathBuf) -> (common::TestServer, String) {
+    let server = common::TestServer::start_with(move |config| {
+        config.server.data_dir = dir;
+        config.server.es_listen = Listen::On(SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let es = server
+        .running
+        .as_ref()
+        .unwrap()
+        .es_addr()
+        .expect("es listener is on");
+    (server, format!("http://{es}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_and_policies_survive_a_restart() {
+    use serde_json::{Value, json};
+    let data = tempfile::tempdir().expect("tempdir");
+    let (server, es) = start_in(data.path().to_path_buf()).await;
+    let prefixed = format!("{}/es", server.url());
+    let client = reqwest::Client::new();
+    let template_path = "/_index_template/filebeat-8.17.0";
+
+    // Filebeat: HEAD (404), PUT, then the next start finds it.
+    let head = client
+        .head(format!("{es}{template_path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 404);
+    let put = client
+        .put(format!("{es}{template_path}"))
+        .json(&filebeat_template())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(
+        put.json::<Value>().await.unwrap(),
+        json!({"acknowledged": true})
+    );
+    let legacy = json!({"index_patterns": ["logstash-*"], "order": 0, "settings": {"index.refresh_interval": "5s"}});
+    let put = client
+        .put(format!("{prefixed}/_template/logstash"))
+        .json(&legacy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let policy =
+        json!({"policy": {"phases": {"hot": {"actions": {"rollover": {"max_age": "30d"}}}}}});
+    let put = client
+        .put(format!("{es}/_ilm/policy/logstash-policy"))
+        .json(&policy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let component = json!({"template": {"settings": {"number_of_shards": 1}}});
+    let put = client
+        .put(format!("{es}/_component_template/ecs-base"))
+        .json(&component)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    // Refusals: create=true on a taken name, a body that is not JSON, a bad name.
+    let again = client
+        .put(format!("{es}{template_path}?create=true"))
+        .json(&filebeat_template())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    let error: Value = again.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "resource_already_exists_exception");
+    let garbage = client
+        .put(format!("{es}/_index_template/other"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+    let bad_name = client
+        .put(format!("{es}/_index_template/_hidden"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_name.status(), 400);
+    let scratch = client
+        .put(format!("{es}/_index_template/scratch"))
+        .json(&json!({"index_patterns": ["scratch-*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scratch.status(), 200);
+    let deleted = client
+        .delete(format!("{es}/_index_template/scratch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    // Another tenant sees none of them.
+    let other = client
+        .get(format!("{es}{template_path}"))
+        .header("X-Scope-OrgID", "other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    assert!(data.path().join("es_templates.json").is_file());
+
+    server.stop().await;
+    let (server, es) = start_in(data.path().to_path_buf()).await;
+    let prefixed = format!("{}/es", server.url());
+
+    for base in [&es, &prefixed] {
+        let head = client
+            .head(format!("{base}{template_path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200, "{base}");
+        let got: Value = client
+            .get(format!("{base}{template_path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            json!({"index_templates": [{"name": "filebeat-8.17.0", "index_template": filebeat_template()}]})
+        );
+    }
+    let listed: Value = client
+        .get(format!("{es}/_index_template/filebeat-*"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["index_templates"].as_array().unwrap().len(), 1);
+    let all: Value = client
+        .get(format!("{es}/_index_template"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = all["index_templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["filebeat-8.17.0"], "scratch was deleted");
+    let legacy_back: Value = client
+        .get(format!("{es}/_template/logstash"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        legacy_back["logstash"]["index_patterns"],
+        json!(["logstash-*"])
+    );
+    assert_eq!(legacy_back["logstash"]["settings"], legacy["settings"]);
+    let policy_back: Value = client
+        .get(format!("{es}/_ilm/policy/logstash-policy"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(policy_back["logstash-policy"]["policy"], policy["policy"]);
+    assert_eq!(policy_back["logstash-policy"]["version"], 1);
+    let component_back: Value = client
+        .get(format!("{es}/_component_template/ecs-base"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        component_back,
+        json!({"component_templates": [{"name": "ecs-base", "component_template": component}]})
+    );
+    let gone = client
+        .head(format!("{es}/_index_template/scratch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
     server.stop().await;
 }

@@ -1,7 +1,10 @@
 //! OTLP ingest: the shared OTLP/JSON fixtures (as JSON and as protobuf) read back field
-//! by field, the OpenTelemetry Python SDK exporting over gRPC and HTTP, and bad input.
+//! by field, the OpenTelemetry Python SDK exporting over gRPC and HTTP (also with delta
+//! temporality, read back through PromQL), and bad input.
 
 mod common;
+#[path = "ingest_otlp/delta.rs"]
+mod delta;
 #[path = "ingest_otlp/read.rs"]
 mod read;
 

@@ -1,10 +1,13 @@
 //! The Prometheus scraper against real targets: a real Prometheus' own `/metrics`,
 //! Sightline's own `/metrics` found through a file-SD JSON file, and a small axum
-//! target that goes down (up = 0, staleness markers) or exposes a conflicting `job`.
+//! target that goes down (up = 0, staleness markers) or exposes a conflicting `job`;
+//! TLS, authentication, params, relabelling, limits and YAML file SD in [`secured`].
 
 mod common;
 #[path = "clients/prom_process.rs"]
 mod prom_process;
+#[path = "ingest_scrape/secured.rs"]
+mod secured;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

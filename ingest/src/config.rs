@@ -1,6 +1,6 @@
 //! The `[ingest]` section of the configuration file.
 
-use proto::{ByteSize, TenantId};
+use proto::{ByteSize, HumanDuration, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::scrape::{ScrapeConfig, validate_scrape_configs};
@@ -28,6 +28,12 @@ pub struct Config {
     /// set, every write must carry `Authorization: Bearer <token>` and lands in that
     /// token's tenant; a tenant header naming another tenant is refused (403).
     pub tenant_tokens: Vec<TenantToken>,
+    /// Most OTLP delta-temporality streams accumulated into cumulative series at once
+    /// (memory: ~100 bytes per sum, more per histogram); past it new streams are refused.
+    pub otlp_delta_max_streams: usize,
+    /// An OTLP delta stream without a point for this long is forgotten (its next point
+    /// starts a new cumulative series, which PromQL reads as a counter reset).
+    pub otlp_delta_max_stale: HumanDuration,
 }
 
 /// A bearer token and the one tenant it may write to.
@@ -60,6 +66,8 @@ impl Default for Config {
             max_label_value_length: 2048,
             scrape_configs: Vec::new(),
             tenant_tokens: Vec::new(),
+            otlp_delta_max_streams: 100_000,
+            otlp_delta_max_stale: HumanDuration::secs(300),
         }
     }
 }
@@ -94,6 +102,12 @@ impl Config {
         }
         if self.max_label_value_length == 0 {
             return invalid("ingest.max_label_value_length must be greater than zero".to_string());
+        }
+        if self.otlp_delta_max_streams == 0 {
+            return invalid("ingest.otlp_delta_max_streams must be greater than zero".to_string());
+        }
+        if self.otlp_delta_max_stale.get().is_zero() {
+            return invalid("ingest.otlp_delta_max_stale must be greater than zero".to_string());
         }
         validate_scrape_configs(&self.scrape_configs)?;
         for (i, entry) in self.tenant_tokens.iter().enumerate() {

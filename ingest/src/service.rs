@@ -1,6 +1,7 @@
 //! The service every receiver writes through: storage handle, limits, counters.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,6 +11,8 @@ use storage::Storage;
 use storage::metrics::MetricsWrite;
 use storage::model::{LogRecord, SpanRecord, logs_batch, spans_batch};
 
+use crate::es::templates::TemplateStore;
+use crate::otlp::delta::DeltaState;
 use crate::spanmetrics::SpanMetrics;
 use crate::{Config, Error, Result};
 
@@ -104,6 +107,9 @@ struct Inner {
     storage: OnceLock<Arc<Storage>>,
     stats: IngestStats,
     span_metrics: Mutex<HashMap<TenantId, SpanMetrics>>,
+    otlp_deltas: Mutex<DeltaState>,
+    data_dir: OnceLock<PathBuf>,
+    es_templates: OnceLock<Arc<Mutex<TemplateStore>>>,
 }
 
 /// How often span-derived metrics are written (Tempo's collection interval).
@@ -124,8 +130,15 @@ impl std::fmt::Debug for IngestService {
 impl IngestService {
     /// Builds the service; writes answer 503 until [`IngestService::set_storage`].
     pub fn new(config: Config) -> Self {
+        let otlp_deltas = DeltaState::new(
+            config.otlp_delta_max_streams,
+            config.otlp_delta_max_stale.get(),
+        );
         IngestService {
             inner: Arc::new(Inner {
+                otlp_deltas: Mutex::new(otlp_deltas),
+                data_dir: OnceLock::new(),
+                es_templates: OnceLock::new(),
                 config,
                 storage: OnceLock::new(),
                 stats: IngestStats::default(),
@@ -200,6 +213,34 @@ impl IngestService {
     /// The `[ingest]` configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Sets the data directory, where state that must survive a restart beyond the
+    /// storage engine's (Elasticsearch templates) is kept. Only the first call counts;
+    /// without one such state lives in memory only.
+    pub fn set_data_dir(&self, dir: PathBuf) {
+        let _ = self.inner.data_dir.set(dir);
+    }
+
+    /// The Elasticsearch template store, loaded from the data directory on first use
+    /// (blocking file IO: call from a blocking thread).
+    pub(crate) fn es_templates_blocking(&self) -> Arc<Mutex<TemplateStore>> {
+        self.inner
+            .es_templates
+            .get_or_init(|| {
+                Arc::new(Mutex::new(TemplateStore::open(
+                    self.inner.data_dir.get().map(PathBuf::as_path),
+                )))
+            })
+            .clone()
+    }
+
+    /// The running totals of OTLP delta streams.
+    pub(crate) fn otlp_deltas(&self) -> std::sync::MutexGuard<'_, DeltaState> {
+        self.inner
+            .otlp_deltas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Acknowledged rows per signal and protocol.

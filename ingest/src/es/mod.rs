@@ -7,10 +7,11 @@
 
 pub mod bulk;
 pub mod ecs;
+pub mod templates;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tracing::{debug, instrument};
 
+use self::templates::{Kind, StoreError, get_response, is_explicit};
 use crate::{Error, IngestService, Protocol, body};
 
 /// The version we report; 8.x satisfies Beats, Logstash and the 8.x clients.
@@ -168,8 +170,24 @@ fn unknown_admin(method: &Method, path: &str) -> Response {
 }
 
 /// `/{index}`: `HEAD`/`GET` say every index exists (any name can be written to),
-/// `PUT` creates; `/_…` names are admin endpoints.
-async fn index_admin(method: Method, Path(index): Path<String>) -> Response {
+/// `PUT` creates; `/_…` names are admin endpoints (`/_index_template` lists templates).
+async fn index_admin(
+    State(service): State<IngestService>,
+    method: Method,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Some((kind, pattern)) = Kind::from_path(&index, "") {
+        let request = TemplateRequest {
+            method,
+            headers,
+            query,
+            body,
+        };
+        return template_admin(service, request, kind, pattern.to_string()).await;
+    }
     if index.starts_with('_') {
         return unknown_admin(&method, &index);
     }
@@ -197,9 +215,150 @@ async fn index_admin(method: Method, Path(index): Path<String>) -> Response {
     }
 }
 
-/// Two or more segments not routed elsewhere: templates, ILM policies, aliases…
-async fn other_admin(method: Method, Path((first, rest)): Path<(String, String)>) -> Response {
+/// Two or more segments not routed elsewhere: templates and ILM policies (stored,
+/// see [`templates`]), aliases and the rest ([`unknown_admin`]).
+async fn other_admin(
+    State(service): State<IngestService>,
+    method: Method,
+    Path((first, rest)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Some((kind, pattern)) = Kind::from_path(&first, &rest) {
+        let request = TemplateRequest {
+            method,
+            headers,
+            query,
+            body,
+        };
+        return template_admin(service, request, kind, pattern.to_string()).await;
+    }
     unknown_admin(&method, &format!("{first}/{rest}"))
+}
+
+/// The parts of a template request the handler needs.
+struct TemplateRequest {
+    method: Method,
+    headers: HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+}
+
+/// `GET|HEAD|PUT|POST|DELETE` of templates and ILM policies, per tenant, persisted.
+async fn template_admin(
+    service: IngestService,
+    request: TemplateRequest,
+    kind: Kind,
+    pattern: String,
+) -> Response {
+    let tenant = match body::tenant(&request.headers, service.config()) {
+        Ok(tenant) => tenant.as_str().to_string(),
+        Err(error) => return ingest_error(&error),
+    };
+    let not_found = |pattern: &str| {
+        es_error(
+            StatusCode::NOT_FOUND,
+            "resource_not_found_exception",
+            &format!("{} matching [{pattern}] not found", kind.noun()),
+        )
+    };
+    match request.method {
+        Method::GET | Method::HEAD => {
+            let lookup = {
+                let (service, tenant, pattern) = (service.clone(), tenant.clone(), pattern.clone());
+                move || {
+                    let store = service.es_templates_blocking();
+                    let store = store.lock().unwrap_or_else(|p| p.into_inner());
+                    store.get(&tenant, kind, &pattern)
+                }
+            };
+            let Ok(entries) = tokio::task::spawn_blocking(lookup).await else {
+                return internal_error("template lookup failed");
+            };
+            if entries.is_empty() && is_explicit(&pattern) {
+                return not_found(&pattern);
+            }
+            Json(get_response(kind, entries)).into_response()
+        }
+        Method::PUT | Method::POST => {
+            let raw = match body::decode_body(&request.headers, request.body, service.config()) {
+                Ok(raw) => raw,
+                Err(error) => return ingest_error(&error),
+            };
+            let value: Value = match serde_json::from_slice(&raw) {
+                Ok(value) => value,
+                Err(error) => {
+                    return es_error(
+                        StatusCode::BAD_REQUEST,
+                        "x_content_parse_exception",
+                        &format!("cannot parse the request body: {error}"),
+                    );
+                }
+            };
+            let create = request
+                .query
+                .as_deref()
+                .unwrap_or("")
+                .split('&')
+                .any(|pair| pair == "create=true" || pair == "create");
+            let now_ms = now_ns() / 1_000_000;
+            let store = move || {
+                let store = service.es_templates_blocking();
+                let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+                store.put(&tenant, kind, &pattern, value, create, now_ms)
+            };
+            match tokio::task::spawn_blocking(store).await {
+                Ok(Ok(())) => Json(json!({"acknowledged": true})).into_response(),
+                Ok(Err(error)) => store_error(error),
+                Err(_) => internal_error("template write failed"),
+            }
+        }
+        Method::DELETE => {
+            let remove = {
+                let pattern = pattern.clone();
+                move || {
+                    let store = service.es_templates_blocking();
+                    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+                    store.delete(&tenant, kind, &pattern)
+                }
+            };
+            match tokio::task::spawn_blocking(remove).await {
+                Ok(Ok(0)) if is_explicit(&pattern) => not_found(&pattern),
+                Ok(Ok(_)) => Json(json!({"acknowledged": true})).into_response(),
+                Ok(Err(error)) => store_error(error),
+                Err(_) => internal_error("template delete failed"),
+            }
+        }
+        method => es_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "illegal_argument_exception",
+            &format!("method {method} is not allowed on {}", kind.noun()),
+        ),
+    }
+}
+
+fn store_error(error: StoreError) -> Response {
+    match error {
+        StoreError::Invalid(reason) => es_error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            &reason,
+        ),
+        StoreError::Exists(reason) => es_error(
+            StatusCode::BAD_REQUEST,
+            "resource_already_exists_exception",
+            &reason,
+        ),
+        StoreError::Io(error) => {
+            tracing::error!(%error, "cannot persist es templates");
+            internal_error("cannot persist the template")
+        }
+    }
+}
+
+fn internal_error(reason: &str) -> Response {
+    es_error(StatusCode::INTERNAL_SERVER_ERROR, "exception", reason)
 }
 
 async fn bulk_default(

@@ -15,10 +15,11 @@
 //! `job` = `[service.namespace/]service.name`, `instance` = `service.instance.id`; the
 //! other resource attributes go to one `target_info` series per resource.
 //! Times ns → ms. A point flagged NO_RECORDED_VALUE becomes the staleness marker.
-//! Delta temporality is stored as sent (not accumulated into cumulative values):
-//! PromQL `rate()` over such series is meaningless; `sum_over_time` works.
+//! Delta sums and (exponential) histograms are first accumulated into cumulative ones
+//! per stream ([`super::delta`]), so `rate()`/`increase()` work on them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use proto::TenantId;
 use proto::otlp::{
@@ -40,9 +41,22 @@ pub(crate) async fn export(
     service: &IngestService,
     protocol: Protocol,
     tenant: &TenantId,
-    request: ExportMetricsServiceRequest,
+    mut request: ExportMetricsServiceRequest,
 ) -> Result<ExportMetricsServiceResponse> {
-    let (write, rejections) = convert(&request, now_ns());
+    let (deltas, max_streams) = {
+        let mut state = service.otlp_deltas();
+        let outcome = state.accumulate(tenant, &mut request, Instant::now());
+        (outcome, state.max_streams())
+    };
+    if deltas.out_of_order > 0 {
+        tracing::debug!(
+            tenant = %tenant,
+            dropped = deltas.out_of_order,
+            "dropped otlp delta points not newer than their stream's last point"
+        );
+    }
+    let (write, mut rejections) = convert(&request, now_ns());
+    deltas.reject_into(&mut rejections, max_streams);
     if write.series.is_empty() && rejections.count > 0 {
         return Err(Error::BadRequest(format!(
             "every data point was rejected: {}",

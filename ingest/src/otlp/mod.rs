@@ -14,6 +14,7 @@
 
 mod convert;
 pub(crate) mod decode;
+pub(crate) mod delta;
 pub mod grpc;
 pub(crate) mod logs;
 pub(crate) mod metrics;

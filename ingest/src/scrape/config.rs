@@ -6,7 +6,81 @@ use std::time::Duration;
 use proto::{HumanDuration, TenantId};
 use serde::{Deserialize, Serialize};
 
+use super::relabel::{RelabelConfig, compile};
 use crate::{Error, Result};
+
+/// `basic_auth`: user and password (inline or read from a file at each scrape).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Option<String>,
+    /// File holding the password (trailing newline ignored).
+    pub password_file: Option<String>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .finish()
+    }
+}
+
+/// `authorization`: a credential sent as `Authorization: <type> <credentials>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Authorization {
+    /// The scheme (`Bearer` unless set).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The credential.
+    pub credentials: Option<String>,
+    /// File holding the credential (trailing newline ignored).
+    pub credentials_file: Option<String>,
+}
+
+impl Default for Authorization {
+    fn default() -> Self {
+        Authorization {
+            kind: "Bearer".to_string(),
+            credentials: None,
+            credentials_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("type", &self.kind)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .field("credentials_file", &self.credentials_file)
+            .finish()
+    }
+}
+
+/// `tls_config` of `https` scrapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM file of the CA(s) that signed the targets' certificates (added to the
+    /// system roots).
+    pub ca_file: Option<String>,
+    /// PEM file of the client certificate (with `key_file`), for targets that ask for one.
+    pub cert_file: Option<String>,
+    /// PEM file of the client certificate's private key.
+    pub key_file: Option<String>,
+    /// Accept any server certificate (no verification at all).
+    pub insecure_skip_verify: bool,
+}
 
 /// One scrape job: how often, where, and which targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,18 +94,33 @@ pub struct ScrapeConfig {
     pub scrape_timeout: HumanDuration,
     /// HTTP path of the metrics on each target.
     pub metrics_path: String,
-    /// URL scheme; only `http` so far.
+    /// URL scheme: `http` or `https`.
     pub scheme: String,
+    /// Query parameters added to every scrape URL (`{ module = ["if_mib"] }`).
+    pub params: BTreeMap<String, Vec<String>>,
+    /// HTTP basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization: <type> <credentials>` (type `Bearer` by default).
+    pub authorization: Option<Authorization>,
+    /// TLS settings of `https` scrapes.
+    pub tls_config: TlsConfig,
+    /// Relabelling of discovered targets (`__address__`, `__scheme__`,
+    /// `__metrics_path__`, `__param_<name>`, `job`, target labels), before scraping.
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Relabelling of every scraped series, before it is stored (`sample_limit`
+    /// counts what is left).
+    pub metric_relabel_configs: Vec<RelabelConfig>,
     /// Keep the scraped `job`/`instance`/target labels when they conflict (true), or
     /// rename the scraped ones to `exported_<name>` (false).
     pub honor_labels: bool,
-    /// Most samples one scrape may return; more fails the scrape (`up` = 0). 0: no limit.
+    /// Most samples one scrape may keep after `metric_relabel_configs`; more fails
+    /// the scrape (`up` = 0). 0: no limit.
     pub sample_limit: usize,
     /// Tenant the samples are written to; unset means `ingest.default_tenant`.
     pub tenant: Option<String>,
     /// Fixed target lists.
     pub static_configs: Vec<StaticConfig>,
-    /// Target lists read from Prometheus file-SD JSON files.
+    /// Target lists read from Prometheus file-SD files (JSON, or YAML for `.yml`/`.yaml`).
     pub file_sd_configs: Vec<FileSdConfig>,
 }
 
@@ -43,6 +132,12 @@ impl Default for ScrapeConfig {
             scrape_timeout: HumanDuration::secs(10),
             metrics_path: "/metrics".to_string(),
             scheme: "http".to_string(),
+            params: BTreeMap::new(),
+            basic_auth: None,
+            authorization: None,
+            tls_config: TlsConfig::default(),
+            relabel_configs: Vec::new(),
+            metric_relabel_configs: Vec::new(),
             honor_labels: false,
             sample_limit: 0,
             tenant: None,
@@ -155,12 +250,63 @@ pub(crate) fn validate_scrape_configs(configs: &[ScrapeConfig]) -> Result<()> {
         if !config.metrics_path.starts_with('/') {
             return invalid(format!("{} must start with '/'", key("metrics_path")));
         }
-        if config.scheme != "http" {
+        if config.scheme != "http" && config.scheme != "https" {
             return invalid(format!(
-                "{} {:?} is not supported (only \"http\")",
+                "{} {:?} is not supported (\"http\" or \"https\")",
                 key("scheme"),
                 config.scheme
             ));
+        }
+        if let Some(auth) = &config.basic_auth {
+            if auth.username.is_empty() {
+                return invalid(format!("{} must be set", key("basic_auth.username")));
+            }
+            if auth.password.is_some() && auth.password_file.is_some() {
+                return invalid(format!(
+                    "{}: set password or password_file, not both",
+                    key("basic_auth")
+                ));
+            }
+        }
+        if let Some(auth) = &config.authorization {
+            if config.basic_auth.is_some() {
+                return invalid(format!(
+                    "{}: set basic_auth or authorization, not both",
+                    key("authorization")
+                ));
+            }
+            if auth.credentials.is_some() == auth.credentials_file.is_some() {
+                return invalid(format!(
+                    "{}: set exactly one of credentials and credentials_file",
+                    key("authorization")
+                ));
+            }
+            if auth.kind.is_empty() || auth.kind.eq_ignore_ascii_case("basic") {
+                return invalid(format!(
+                    "{}: type must be set and not Basic (use basic_auth)",
+                    key("authorization")
+                ));
+            }
+        }
+        if config.tls_config.cert_file.is_some() != config.tls_config.key_file.is_some() {
+            return invalid(format!(
+                "{}: cert_file and key_file go together",
+                key("tls_config")
+            ));
+        }
+        for (name, values) in &config.params {
+            if name.is_empty() || values.is_empty() {
+                return invalid(format!(
+                    "{}: {name:?} needs a name and at least one value",
+                    key("params")
+                ));
+            }
+        }
+        if let Err(message) = compile(&config.relabel_configs) {
+            return invalid(format!("{}{message}", key("relabel_configs")));
+        }
+        if let Err(message) = compile(&config.metric_relabel_configs) {
+            return invalid(format!("{}{message}", key("metric_relabel_configs")));
         }
         if let Some(tenant) = &config.tenant
             && let Err(error) = TenantId::new(tenant.as_str())
@@ -233,8 +379,17 @@ mod tests {
         config.scrape_timeout = HumanDuration::secs(20);
         assert!(message(&[config]).contains("scrape_configs[0].scrape_timeout"));
         let mut config = job();
-        config.scheme = "https".to_string();
+        config.scheme = "ftp".to_string();
         assert!(message(&[config]).contains("scheme"));
+        let mut config = job();
+        config.scheme = "https".to_string();
+        validate_scrape_configs(&[config]).unwrap();
+        let mut config = job();
+        config.metric_relabel_configs = vec![RelabelConfig {
+            regex: "(".to_string(),
+            ..RelabelConfig::default()
+        }];
+        assert!(message(&[config]).contains("metric_relabel_configs[0]"));
         let mut config = job();
         config.static_configs[0].targets = vec!["http://a:1/metrics".to_string()];
         assert!(message(&[config]).contains("static_configs[0].targets"));

@@ -15,13 +15,19 @@
 //! `ingest.max_decompressed_size`, parse error, `sample_limit`, invalid labels) writes
 //! `up` = 0 and a staleness NaN (`0x7ff0000000000002`) once for each series of the
 //! previous scrape; a target that leaves discovery gets stale markers for all its
-//! series, `up` included. Differences: every sample is stamped with the scrape start
-//! (a timestamp in the exposition is ignored); only `http`; file SD reads JSON only;
-//! no relabelling; `__`-prefixed target labels are refused.
+//! series, `up` included. `http` and `https` (`tls_config`: `ca_file`, client
+//! certificate, `insecure_skip_verify`), `basic_auth` / `authorization` (credentials
+//! inline or from a file read at every scrape), `params`, `relabel_configs` on targets
+//! and `metric_relabel_configs` on series ([`relabel`]), `sample_limit` counted after
+//! metric relabelling, file SD in JSON or YAML. Differences: every sample is stamped
+//! with the scrape start (a timestamp in the exposition is ignored); `__`-prefixed
+//! target labels in static configs and SD files are refused.
 
 mod config;
 pub mod parse;
+pub mod relabel;
 pub mod target;
+mod yaml;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -36,9 +42,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub(crate) use config::validate_scrape_configs;
-pub use config::{FileSdConfig, ScrapeConfig, StaticConfig};
+pub use config::{Authorization, BasicAuth, FileSdConfig, ScrapeConfig, StaticConfig, TlsConfig};
 use parse::Format;
-use target::{Discovery, Target};
+use relabel::Relabel;
+pub use relabel::{RelabelAction, RelabelConfig};
+use target::{Discovery, ScrapeTarget, resolve};
 
 use crate::body::{Encoding, decompress};
 use crate::remote_write::convert::{Limits, check_pairs, exemplar};
@@ -90,10 +98,16 @@ impl Scraper {
                     continue;
                 }
             };
-            let client = match reqwest::Client::builder()
-                .user_agent(concat!("Sightline/", env!("CARGO_PKG_VERSION")))
-                .build()
-            {
+            let steps = relabel::compile(&config.relabel_configs)
+                .and_then(|r| relabel::compile(&config.metric_relabel_configs).map(|m| (r, m)));
+            let (relabel, metric_relabel) = match steps {
+                Ok(steps) => steps,
+                Err(error) => {
+                    tracing::error!(job = %config.job_name, %error, "invalid relabelling; job not started");
+                    continue;
+                }
+            };
+            let client = match http_client(config) {
                 Ok(client) => client,
                 Err(error) => {
                     tracing::error!(
@@ -109,6 +123,8 @@ impl Scraper {
                 config: Arc::new(config.clone()),
                 tenant,
                 client,
+                relabel: Arc::new(relabel),
+                metric_relabel: Arc::new(metric_relabel),
             };
             jobs.push(tokio::spawn(job.run(stopped.clone())));
         }
@@ -140,6 +156,52 @@ struct Job {
     config: Arc<ScrapeConfig>,
     tenant: TenantId,
     client: reqwest::Client,
+    relabel: Arc<Vec<Relabel>>,
+    metric_relabel: Arc<Vec<Relabel>>,
+}
+
+/// The job's HTTP client: user agent, and for `https` the `tls_config`.
+fn http_client(config: &ScrapeConfig) -> Result<reqwest::Client, String> {
+    let mut builder =
+        reqwest::Client::builder().user_agent(concat!("Sightline/", env!("CARGO_PKG_VERSION")));
+    let tls = &config.tls_config;
+    if let Some(ca_file) = &tls.ca_file {
+        let pem =
+            std::fs::read(ca_file).map_err(|e| format!("tls_config.ca_file {ca_file}: {e}"))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("tls_config.ca_file {ca_file}: {}", error_chain(&e)))?;
+        if certificates.is_empty() {
+            return Err(format!(
+                "tls_config.ca_file {ca_file}: no certificate in it"
+            ));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = std::fs::read(cert_file)
+            .map_err(|e| format!("tls_config.cert_file {cert_file}: {e}"))?;
+        pem.push(b'\n');
+        pem.extend(
+            std::fs::read(key_file).map_err(|e| format!("tls_config.key_file {key_file}: {e}"))?,
+        );
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("tls_config client certificate: {}", error_chain(&e)))?;
+        builder = builder.identity(identity);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| error_chain(&e))
+}
+
+/// Reads a secret from a file (trailing newline dropped), as Prometheus' `*_file` keys.
+async fn read_secret(path: &str) -> Result<String, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
 }
 
 struct RunningTarget {
@@ -157,11 +219,18 @@ impl Job {
             .map(|sd| sd.refresh_interval.get())
             .min();
         let mut discovery = Some(Discovery::default());
-        let mut running: HashMap<Target, RunningTarget> = HashMap::new();
+        let mut running: HashMap<ScrapeTarget, RunningTarget> = HashMap::new();
         while let Some(mut current_discovery) = discovery.take() {
             let config = self.config.clone();
+            let relabel = self.relabel.clone();
             let found = tokio::task::spawn_blocking(move || {
-                let targets = current_discovery.targets(&config);
+                let mut targets: Vec<ScrapeTarget> = current_discovery
+                    .targets(&config)
+                    .iter()
+                    .filter_map(|target| resolve(&config, &relabel, target))
+                    .collect();
+                targets.sort();
+                targets.dedup();
                 (current_discovery, targets)
             })
             .await;
@@ -179,8 +248,8 @@ impl Job {
                     break;
                 }
             };
-            let wanted: HashSet<&Target> = targets.iter().collect();
-            let gone: Vec<Target> = running
+            let wanted: HashSet<&ScrapeTarget> = targets.iter().collect();
+            let gone: Vec<ScrapeTarget> = running
                 .keys()
                 .filter(|target| !wanted.contains(target))
                 .cloned()
@@ -240,8 +309,7 @@ impl Job {
 /// One target's scrape loop and the state kept between scrapes.
 struct TargetLoop {
     job: Job,
-    target: Target,
-    url: String,
+    target: ScrapeTarget,
     /// `job`, `instance` and the target labels.
     target_labels: BTreeMap<String, String>,
     /// Series written by the previous scrape (for staleness).
@@ -253,20 +321,11 @@ struct TargetLoop {
 }
 
 impl TargetLoop {
-    fn new(job: Job, target: Target) -> Self {
-        let url = format!(
-            "{}://{}{}",
-            job.config.scheme, target.address, job.config.metrics_path
-        );
-        let mut target_labels = BTreeMap::from([
-            ("job".to_string(), job.config.job_name.clone()),
-            ("instance".to_string(), target.address.clone()),
-        ]);
-        target_labels.extend(target.labels.clone());
+    fn new(job: Job, target: ScrapeTarget) -> Self {
+        let target_labels = target.labels.clone();
         TargetLoop {
             job,
             target,
-            url,
             target_labels,
             previous: HashSet::new(),
             previous_metadata: Vec::new(),
@@ -444,10 +503,25 @@ impl TargetLoop {
         let config = &self.job.config;
         let timeout = config.scrape_timeout.get();
         let limit = self.job.service.config().max_decompressed_size.bytes();
-        let mut response = self
-            .job
-            .client
-            .get(&self.url)
+        let mut request = self.job.client.get(&self.target.url);
+        if let Some(auth) = &config.basic_auth {
+            let password = match (&auth.password, &auth.password_file) {
+                (_, Some(file)) => Some(read_secret(file).await?),
+                (password, None) => password.clone(),
+            };
+            request = request.basic_auth(&auth.username, password);
+        }
+        if let Some(auth) = &config.authorization {
+            let credentials = match (&auth.credentials, &auth.credentials_file) {
+                (_, Some(file)) => read_secret(file).await?,
+                (credentials, None) => credentials.clone().unwrap_or_default(),
+            };
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("{} {credentials}", auth.kind),
+            );
+        }
+        let mut response = request
             .header(reqwest::header::ACCEPT, ACCEPT)
             .header(reqwest::header::ACCEPT_ENCODING, "gzip")
             .header(
@@ -479,7 +553,13 @@ impl TargetLoop {
             }
             body.extend_from_slice(&chunk);
         }
-        let sample_limit = config.sample_limit;
+        // With metric relabelling the limit counts what is kept, checked in `build`;
+        // the body cap bounds parsing either way.
+        let sample_limit = if config.metric_relabel_configs.is_empty() {
+            config.sample_limit
+        } else {
+            0
+        };
         tokio::task::spawn_blocking(move || {
             let body = if gzip {
                 decompress(Encoding::Gzip, Bytes::from(body), limit).map_err(|e| e.to_string())?
@@ -503,13 +583,27 @@ impl TargetLoop {
     ) -> Result<(), String> {
         let limits = Limits::new(self.job.service.config(), ts_ms);
         write.series.reserve(parsed.samples.len());
+        let sample_limit = self.job.config.sample_limit;
         for (index, sample) in parsed.samples.into_iter().enumerate() {
-            let pairs = merge_labels(
+            let mut pairs = merge_labels(
                 sample.name,
                 sample.labels,
                 &self.target_labels,
                 self.job.config.honor_labels,
             );
+            if !self.job.metric_relabel.is_empty() {
+                let mut set: BTreeMap<String, String> = pairs.into_iter().collect();
+                if !relabel::apply(&self.job.metric_relabel, &mut set) {
+                    continue;
+                }
+                set.retain(|_, value| !value.is_empty());
+                pairs = set.into_iter().collect();
+                if sample_limit > 0 && write.series.len() >= sample_limit {
+                    return Err(format!(
+                        "sample_limit exceeded: more than {sample_limit} samples after metric relabelling"
+                    ));
+                }
+            }
             check_pairs(&limits, "scraped series", index, &pairs).map_err(|e| e.to_string())?;
             let labels = Labels::new(pairs).map_err(|e| format!("scraped series {index}: {e}"))?;
             // A repeated series keeps its first sample (Prometheus reports a duplicate).
