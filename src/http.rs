@@ -21,6 +21,7 @@ use serde::Serialize;
 use storage::Storage;
 use tracing::{error, info, warn};
 
+use crate::Role;
 use crate::self_metrics;
 
 /// Shared state of every route: the storage engine once it has opened, and the
@@ -117,17 +118,31 @@ impl AppState {
 /// Returns the main listener's router: lifecycle, `/metrics`, the admin API, every
 /// ingest and query API, and the web UI at `/`.
 pub fn app(state: AppState) -> Router {
+    app_for_role(state, Role::All)
+}
+
+/// Returns the main listener's router of a node with `role`: lifecycle and `/metrics`
+/// always; the write protocols and the admin flush when it ingests; the read APIs and
+/// the web UI when it queries.
+pub fn app_for_role(state: AppState, role: Role) -> Router {
     let body_limit = state.inner.body_limit;
-    Router::new()
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/admin/flush", post(admin_flush))
-        .with_state(state.clone())
-        .merge(ingest::router(state.ingest().clone()))
-        .merge(query::router(state.query().clone()))
-        .merge(ui::router())
-        .layer(DefaultBodyLimit::max(body_limit))
+        .route("/metrics", get(metrics));
+    if role.ingests() {
+        router = router.route("/api/v1/admin/flush", post(admin_flush));
+    }
+    let mut router = router.with_state(state.clone());
+    if role.ingests() {
+        router = router.merge(ingest::router(state.ingest().clone()));
+    }
+    if role.queries() {
+        router = router
+            .merge(query::router(state.query().clone()))
+            .merge(ui::router());
+    }
+    router.layer(DefaultBodyLimit::max(body_limit))
 }
 
 /// Returns the router of the Jaeger listener: the Jaeger query API plus `/health` and

@@ -26,5 +26,7 @@ pub use config::{
     Config, ConfigError, Listen, ParseListenError, ParseRoleError, Role, ServerConfig,
     TelemetryConfig,
 };
-pub use http::{ApiError, AppState, app, es_router, lifecycle_router, otlp_http_router};
+pub use http::{
+    ApiError, AppState, app, app_for_role, es_router, lifecycle_router, otlp_http_router,
+};
 pub use server::{Running, run};

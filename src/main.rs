@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use sightline::{Config, Listen};
+use sightline::{Config, Listen, Role};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -61,6 +61,9 @@ struct ServeArgs {
     /// Extra Elasticsearch API address or off [server.es_listen, default off].
     #[arg(long, value_name = "ADDR|off")]
     es_listen: Option<Listen>,
+    /// What this node runs: all, ingest, query or compact [server.role, default all].
+    #[arg(long, value_name = "all|ingest|query|compact")]
+    role: Option<Role>,
 }
 
 impl ServeArgs {
@@ -88,6 +91,9 @@ impl ServeArgs {
         }
         if let Some(es_listen) = self.es_listen {
             server.es_listen = es_listen;
+        }
+        if let Some(role) = self.role {
+            server.role = role;
         }
         Ok(config)
     }

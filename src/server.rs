@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::Config;
-use crate::http::{AppState, app, es_router, jaeger_router, otlp_http_router};
+use crate::http::{AppState, app_for_role, es_router, jaeger_router, otlp_http_router};
+use crate::{Config, Role};
 
 /// A started server. Dropping it does not stop the server; resolve the shutdown
 /// future given to [`run`] and then [`wait`](Running::wait).
@@ -104,17 +104,37 @@ pub async fn run(
         telemetry: _,
     } = config;
 
+    let role = server.role;
+    let mut storage_config = storage_config;
+    if storage_config.catalog.url.is_some() && storage_config.catalog.node_id.is_none() {
+        storage_config.catalog.node_id = Some(host_name()?);
+    }
     let body_limit = usize::try_from(ingest.max_request_size.bytes())
         .context("ingest.max_request_size does not fit in memory")?;
     let state = AppState::new(body_limit, ingest.clone(), query);
     state.ingest().set_data_dir(server.data_dir.clone());
 
+    // A node binds only the listeners of its role: the write protocols' when it
+    // ingests, Jaeger's when it queries. (The gRPC address is held either way, so that
+    // `grpc_addr` always names a bound port.)
+    let only_if = |wanted: bool, listen: crate::Listen| listen.addr().filter(|_| wanted);
     let http = bind("server.listen", server.listen).await?;
     let grpc = bind("server.grpc_listen", server.grpc_listen).await?;
-    let otlp_http =
-        bind_optional("server.otlp_http_listen", server.otlp_http_listen.addr()).await?;
-    let jaeger = bind_optional("server.jaeger_listen", server.jaeger_listen.addr()).await?;
-    let es = bind_optional("server.es_listen", server.es_listen.addr()).await?;
+    let otlp_http = bind_optional(
+        "server.otlp_http_listen",
+        only_if(role.ingests(), server.otlp_http_listen),
+    )
+    .await?;
+    let jaeger = bind_optional(
+        "server.jaeger_listen",
+        only_if(role.queries(), server.jaeger_listen),
+    )
+    .await?;
+    let es = bind_optional(
+        "server.es_listen",
+        only_if(role.ingests(), server.es_listen),
+    )
+    .await?;
 
     let http_addr = local_addr(&http)?;
     let grpc_addr = local_addr(&grpc)?;
@@ -122,6 +142,7 @@ pub async fn run(
     let jaeger_addr = jaeger.as_ref().map(local_addr).transpose()?;
     let es_addr = es.as_ref().map(local_addr).transpose()?;
     info!(
+        role = %role,
         http = %http_addr,
         grpc = %grpc_addr,
         otlp_http = %display_optional(otlp_http_addr),
@@ -131,8 +152,18 @@ pub async fn run(
     );
 
     let (drain_sender, drain_receiver) = watch::channel(false);
-    let mut servers = vec![serve("http", http, app(state.clone()), &drain_receiver)];
-    servers.push(serve_grpc(grpc, &state, &drain_receiver));
+    let mut servers = vec![serve(
+        "http",
+        http,
+        app_for_role(state.clone(), role),
+        &drain_receiver,
+    )];
+    if role.ingests() {
+        servers.push(serve_grpc(grpc, &state, &drain_receiver));
+    } else {
+        // Bound but not served: connections are refused at the protocol level.
+        drop(grpc);
+    }
     if let Some(listener) = otlp_http {
         let router = otlp_http_router(state.clone());
         servers.push(serve("otlp_http", listener, router, &drain_receiver));
@@ -150,13 +181,17 @@ pub async fn run(
         ));
     }
 
-    let opening = tokio::spawn(open_storage(storage_config, server.data_dir));
-    // The failing-hop analysis of the default tenant, exported as series every minute.
-    if let Ok(tenant) = proto::TenantId::new(ingest.default_tenant.as_str()) {
+    let opening = tokio::spawn(open_storage(storage_config, server.data_dir, role));
+    // The failing-hop analysis of the default tenant, exported as series every minute:
+    // it reads and writes, so only a node that does both runs it.
+    if role == Role::All
+        && let Ok(tenant) = proto::TenantId::new(ingest.default_tenant.as_str())
+    {
         crate::rca_loop::spawn(state.clone(), tenant, drain_receiver.clone());
     }
 
     let lifecycle = Lifecycle {
+        role,
         state: state.clone(),
         servers,
         drain_sender,
@@ -234,18 +269,45 @@ fn serve(
     (name, task)
 }
 
-async fn open_storage(config: storage::Config, data_dir: PathBuf) -> anyhow::Result<Arc<Storage>> {
+/// The storage duties of a role.
+fn duties(role: Role) -> storage::Duties {
+    match role {
+        Role::All => storage::Duties::ALL,
+        Role::Ingest => storage::Duties::INGEST,
+        Role::Query => storage::Duties::QUERY,
+        Role::Compact => storage::Duties::COMPACT,
+    }
+}
+
+/// This machine's host name: a pod's name in Kubernetes, the default catalog node id.
+fn host_name() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("cannot read the host name; set storage.catalog.node_id")?;
+    let name = name.trim();
+    anyhow::ensure!(
+        !name.is_empty(),
+        "the host name is empty; set storage.catalog.node_id"
+    );
+    Ok(name.to_string())
+}
+
+async fn open_storage(
+    config: storage::Config,
+    data_dir: PathBuf,
+    role: Role,
+) -> anyhow::Result<Arc<Storage>> {
     tokio::fs::create_dir_all(&data_dir)
         .await
         .with_context(|| format!("failed to create data dir {}", data_dir.display()))?;
     info!(data_dir = %data_dir.display(), "opening storage");
-    Storage::open(config, &data_dir)
+    Storage::open_with_duties(config, &data_dir, duties(role))
         .await
         .with_context(|| format!("failed to open storage in {}", data_dir.display()))
 }
 
 /// Everything the supervisor needs to shut the server down in order.
 struct Lifecycle {
+    role: Role,
     state: AppState,
     servers: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
     drain_sender: watch::Sender<bool>,
@@ -270,8 +332,10 @@ impl Lifecycle {
                     match flatten(joined, "storage open task") {
                         Ok(storage) => {
                             self.state.set_storage(storage);
-                            let service = self.state.ingest().clone();
-                            scraper = Some(ingest::scrape::Scraper::start(service));
+                            if self.role.ingests() {
+                                let service = self.state.ingest().clone();
+                                scraper = Some(ingest::scrape::Scraper::start(service));
+                            }
                             info!("storage opened, server is ready");
                         }
                         Err(open_error) => {

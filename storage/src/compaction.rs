@@ -1,9 +1,11 @@
 //! Compaction (merge small segments of one tenant, table and day) and retention
 //! (drop segments older than the signal's retention).
 //!
-//! Both change the manifest in one atomic step, so a reader sees the old segments or
+//! Both change the catalog in one atomic step, so a reader sees the old segments or
 //! the merged one, never both; the replaced files stay for a grace period so that
-//! scans that started before keep working, and are deleted after it.
+//! scans that started before keep working, and are deleted after it. Each compaction
+//! range (tenant, table, day) is merged under a lease in the catalog, so with several
+//! compacting nodes exactly one merges it; retention deletes objects, then rows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +14,9 @@ use std::sync::atomic::Ordering;
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, UInt64Array};
 use object_store::path::Path as ObjectPath;
 use proto::TenantId;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::catalog::{CatalogChange, compaction_range_key};
 use crate::engine::Storage;
 use crate::flush::{self, EncodedSegment};
 use crate::manifest::{SegmentMeta, Table};
@@ -22,9 +25,26 @@ use crate::{Error, Result, segment};
 
 const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
+/// The day a segment is compacted within (0 for tables without time).
+fn compaction_day(segment: &SegmentMeta) -> i64 {
+    if segment.table.has_retention() {
+        segment.min_time_ns.div_euclid(NS_PER_DAY)
+    } else {
+        0
+    }
+}
+
 impl Storage {
     /// Merges groups of small segments; returns the number of merges done.
+    ///
+    /// With a shared catalog the segment list is reloaded first, each group (tenant,
+    /// table, day) is merged only under its lease, and its inputs are listed again from
+    /// the catalog once the lease is held, so a range another node has just compacted
+    /// is not compacted again. The commit also checks that every input is still live.
     pub async fn compact(&self) -> Result<usize> {
+        if self.catalog.is_shared() {
+            self.refresh_catalog().await?;
+        }
         let _guard = self.manifest_lock.lock().await;
         let manifest = self
             .state
@@ -32,55 +52,50 @@ impl Storage {
             .map(|s| s.manifest.clone())
             .map_err(|_| Error::Task("state lock poisoned".into()))?;
         let mut groups: BTreeMap<(String, Table, i64), Vec<SegmentMeta>> = BTreeMap::new();
-        for segment in &manifest.segments {
-            if segment.table == Table::Metadata
-                || segment.bytes >= self.config.compaction_target_size.bytes()
-            {
-                continue;
-            }
-            let day = if segment.table.has_retention() {
-                segment.min_time_ns.div_euclid(NS_PER_DAY)
-            } else {
-                0
-            };
+        for segment in manifest.segments.iter().filter(|s| self.compactable(s)) {
             groups
-                .entry((segment.tenant.clone(), segment.table, day))
+                .entry((
+                    segment.tenant.clone(),
+                    segment.table,
+                    compaction_day(segment),
+                ))
                 .or_default()
                 .push(segment.clone());
         }
         let mut next = (*manifest).clone();
         let mut merges = 0;
         let mut replaced = Vec::new();
-        for ((tenant, table, _), mut inputs) in groups {
+        let ttl = self.config.catalog.lease_ttl.get();
+        for ((tenant, table, day), inputs) in groups {
             if inputs.len() < self.config.compaction_min_segments {
                 continue;
             }
-            inputs.sort_by_key(|s| s.id);
             let tenant = TenantId::new(tenant).map_err(|e| Error::Corrupt {
                 what: "manifest".into(),
                 reason: e.to_string(),
             })?;
-            let mut batches = Vec::new();
-            for input in &inputs {
-                batches.push(segment::read(&self.store, input, |_| true, None).await?);
+            let lease = compaction_range_key(tenant.as_str(), table, day);
+            if !self.catalog.acquire_lease(&lease, ttl).await? {
+                info!(range = %lease, "another node holds the compaction lease; skipping the range");
+                continue;
             }
-            let level = inputs.iter().map(|s| s.level).max().unwrap_or(0) + 1;
-            let encoded = self
-                .blocking(move |config| merge(table, batches, config))
-                .await?;
-            let mut next_id = next.next_segment_id;
-            let merged = self.upload(&tenant, encoded, &mut next_id, level).await?;
-            next.next_segment_id = next_id;
-            let removed: Vec<u64> = inputs.iter().map(|s| s.id).collect();
-            info!(tenant = %tenant, table = table.as_str(), inputs = removed.len(), rows = merged.rows, "compacted segments");
-            next = next.apply(&removed, vec![merged]);
-            replaced.extend(inputs);
+            let outcome = self.compact_range(&tenant, table, day, inputs).await;
+            if let Err(e) = self.catalog.release_lease(&lease).await {
+                warn!(range = %lease, error = ?e, "cannot release a compaction lease; it expires by itself");
+            }
+            let Some((removed, merged)) = outcome? else {
+                continue;
+            };
+            next = next.apply(
+                &removed.iter().map(|s| s.id).collect::<Vec<_>>(),
+                vec![merged],
+            );
+            replaced.extend(removed);
             merges += 1;
         }
         if merges == 0 {
             return Ok(0);
         }
-        next.store(&self.store).await?;
         self.install_manifest(next);
         let ids: Vec<u64> = replaced.iter().map(|s| s.id).collect();
         self.forget_indexes(&ids);
@@ -96,8 +111,76 @@ impl Storage {
         Ok(merges)
     }
 
-    /// Drops segments whose newest row is older than the retention of their signal.
+    fn compactable(&self, segment: &SegmentMeta) -> bool {
+        segment.table != Table::Metadata
+            && segment.bytes < self.config.compaction_target_size.bytes()
+    }
+
+    /// Merges one range under its lease; returns the inputs replaced and the merged
+    /// segment, or `None` when there is nothing (left) to merge.
+    async fn compact_range(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        day: i64,
+        mut inputs: Vec<SegmentMeta>,
+    ) -> Result<Option<(Vec<SegmentMeta>, SegmentMeta)>> {
+        if self.catalog.is_shared() {
+            // The lease is ours: the catalog's list of the range is the one to merge.
+            let (start, end) = if table.has_retention() {
+                (day * NS_PER_DAY, (day + 1) * NS_PER_DAY - 1)
+            } else {
+                (i64::MIN, i64::MAX)
+            };
+            inputs = self
+                .catalog
+                .list_segments(tenant, table, start, end)
+                .await?
+                .into_iter()
+                .filter(|s| self.compactable(s) && compaction_day(s) == day)
+                .collect();
+            if inputs.len() < self.config.compaction_min_segments {
+                return Ok(None);
+            }
+        }
+        inputs.sort_by_key(|s| s.id);
+        let mut batches = Vec::new();
+        for input in &inputs {
+            batches.push(segment::read(&self.store, input, |_| true, None).await?);
+        }
+        let level = inputs.iter().map(|s| s.level).max().unwrap_or(0) + 1;
+        let encoded = self
+            .blocking(move |config| merge(table, batches, config))
+            .await?;
+        let merged = self.upload(tenant, encoded, level).await?;
+        let change = CatalogChange {
+            added: vec![merged.clone()],
+            removed: inputs.iter().map(|s| s.id).collect(),
+            removed_must_exist: true,
+            wal_checkpoint: None,
+        };
+        match self.catalog.commit(change).await {
+            Ok(()) => {}
+            Err(Error::Conflict(reason)) => {
+                warn!(tenant = %tenant, table = table.as_str(), reason, "compaction lost a race; dropping its output");
+                for path in merged.object_paths() {
+                    self.store.delete(&path).await?;
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        info!(tenant = %tenant, table = table.as_str(), inputs = inputs.len(), rows = merged.rows, "compacted segments");
+        Ok(Some((inputs, merged)))
+    }
+
+    /// Drops segments whose newest row is older than the retention of their signal:
+    /// their objects first, then their catalog rows (a crash in between leaves rows
+    /// that the next run removes, never objects nothing names).
     pub async fn apply_retention(&self, now_ns: i64) -> Result<usize> {
+        if self.catalog.is_shared() {
+            self.refresh_catalog().await?;
+        }
         let _guard = self.manifest_lock.lock().await;
         let manifest = self
             .state
@@ -122,16 +205,22 @@ impl Storage {
         if expired.is_empty() {
             return Ok(0);
         }
-        let removed: Vec<u64> = expired.iter().map(|s| s.id).collect();
-        let next = manifest.apply(&removed, Vec::new());
-        next.store(&self.store).await?;
-        self.install_manifest(next);
-        self.forget_indexes(&removed);
-        // Expired data is past its retention: nothing should read it any more.
-        let paths: Vec<ObjectPath> = expired.iter().flat_map(SegmentMeta::object_paths).collect();
-        for path in &paths {
-            self.store.delete(path).await?;
+        let lease = "retention";
+        if !self
+            .catalog
+            .acquire_lease(lease, self.config.catalog.lease_ttl.get())
+            .await?
+        {
+            return Ok(0);
         }
+        let removed: Vec<u64> = expired.iter().map(|s| s.id).collect();
+        let outcome = self.delete_expired(&expired, &removed).await;
+        if let Err(e) = self.catalog.release_lease(lease).await {
+            warn!(error = ?e, "cannot release the retention lease; it expires by itself");
+        }
+        outcome?;
+        self.install_manifest(manifest.apply(&removed, Vec::new()));
+        self.forget_indexes(&removed);
         self.counters
             .retention_deleted
             .fetch_add(expired.len() as u64, Ordering::Relaxed);
@@ -140,6 +229,20 @@ impl Storage {
             "retention removed expired segments"
         );
         Ok(expired.len())
+    }
+
+    async fn delete_expired(&self, expired: &[SegmentMeta], removed: &[u64]) -> Result<()> {
+        // Expired data is past its retention: nothing should read it any more.
+        let paths: Vec<ObjectPath> = expired.iter().flat_map(SegmentMeta::object_paths).collect();
+        for path in &paths {
+            self.store.delete(path).await?;
+        }
+        self.catalog
+            .commit(CatalogChange {
+                removed: removed.to_vec(),
+                ..CatalogChange::default()
+            })
+            .await
     }
 
     fn install_manifest(&self, manifest: crate::Manifest) {

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::catalog::{Catalog, Duties};
 use crate::codec::{self, MetricsRecord};
 use crate::manifest::{Manifest, Table};
 use crate::memtable::Generation;
@@ -69,6 +70,10 @@ pub struct Storage {
     pub(crate) config: Config,
     pub(crate) wal: Wal,
     pub(crate) store: SegmentStore,
+    /// Where segment changes are made durable (and other nodes' changes come from).
+    pub(crate) catalog: Arc<dyn Catalog>,
+    /// What this node does besides reads.
+    pub(crate) duties: Duties,
     /// Appends hold it shared from WAL write to memtable insert; a flush takes it
     /// exclusively to rotate the WAL and swap memtables, so no record can fall between.
     pub(crate) gate: tokio::sync::RwLock<()>,
@@ -98,12 +103,24 @@ impl Storage {
     /// background flush, compaction and retention tasks. Returns once writes and
     /// queries can be served.
     pub async fn open(config: Config, data_dir: &Path) -> Result<Arc<Storage>> {
+        Storage::open_with_duties(config, data_dir, Duties::ALL).await
+    }
+
+    /// Opens the store like [`Storage::open`] for a node with only some `duties`: an
+    /// ingester flushes but does not compact, a querier only reads (and reloads the
+    /// segment list from the catalog), a compactor compacts and applies retention.
+    pub async fn open_with_duties(
+        config: Config,
+        data_dir: &Path,
+        duties: Duties,
+    ) -> Result<Arc<Storage>> {
         config.validate()?;
         let started = Instant::now();
         let wal_dir = data_dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
         let store = SegmentStore::open(config.url.as_deref(), data_dir)?;
-        let manifest = Manifest::load(&store).await?;
+        let catalog = crate::catalog::open(&config.catalog, &store).await?;
+        let manifest = catalog.load().await?;
         let catalogs = load_catalogs(&store, &manifest).await?;
         let active = Arc::new(Generation::default());
         let mut catalogs = catalogs;
@@ -130,6 +147,8 @@ impl Storage {
         let storage = Arc::new(Storage {
             wal,
             store,
+            catalog,
+            duties,
             gate: tokio::sync::RwLock::new(()),
             state: RwLock::new(State {
                 active,
@@ -147,7 +166,11 @@ impl Storage {
             closed: AtomicBool::new(false),
             config,
         });
-        storage.remove_orphans().await?;
+        // Only a lone node that writes and maintains knows that every unnamed object is an
+        // orphan; with readers or other writers, objects may be in flight.
+        if duties == Duties::ALL && !storage.catalog.is_shared() {
+            storage.remove_orphans().await?;
+        }
         storage.start_background_tasks();
         let state = read_lock(&storage.state);
         info!(
@@ -360,17 +383,28 @@ impl Storage {
     fn start_background_tasks(self: &Arc<Self>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         let weak = Arc::downgrade(self);
-        tasks.push(tokio::spawn(flush_loop(
-            weak.clone(),
-            self.flush_wanted.clone(),
-            self.shutdown.subscribe(),
-            self.config.flush_interval.get(),
-        )));
-        tasks.push(tokio::spawn(maintenance_loop(
-            weak,
-            self.shutdown.subscribe(),
-            self.config.compaction_interval.get(),
-        )));
+        if self.duties.ingest {
+            tasks.push(tokio::spawn(flush_loop(
+                weak.clone(),
+                self.flush_wanted.clone(),
+                self.shutdown.subscribe(),
+                self.config.flush_interval.get(),
+            )));
+        }
+        if self.duties.maintain {
+            tasks.push(tokio::spawn(maintenance_loop(
+                weak.clone(),
+                self.shutdown.subscribe(),
+                self.config.compaction_interval.get(),
+            )));
+        }
+        if self.catalog.is_shared() || self.duties != Duties::ALL {
+            tasks.push(tokio::spawn(crate::catalog::refresh_loop(
+                weak,
+                self.shutdown.subscribe(),
+                self.config.catalog.refresh_interval.get(),
+            )));
+        }
     }
 
     /// Deletes objects that no manifest entry names (left by a crash mid-flush or
@@ -593,7 +627,7 @@ fn replay_entry(
 }
 
 /// Rebuilds every tenant's series index and metadata from their segments.
-async fn load_catalogs(
+pub(crate) async fn load_catalogs(
     store: &SegmentStore,
     manifest: &Manifest,
 ) -> Result<HashMap<TenantId, Arc<TenantCatalog>>> {
@@ -604,31 +638,41 @@ async fn load_catalogs(
             reason: e.to_string(),
         })?;
         let catalog = catalogs.entry(tenant).or_default().clone();
-        match segment.table {
-            Table::Series => {
-                let batches = crate::segment::read(store, segment, |_| true, None).await?;
-                let loaded = crate::flush::series_from_batches(&batches)?;
-                let mut index = write_lock(&catalog.series);
-                for (id, labels) in loaded {
-                    catalog
-                        .persisted_series
-                        .fetch_max(id.0 + 1, Ordering::Relaxed);
-                    index.insert_with_id(id, labels);
-                    // Segment series have samples somewhere on disk; their span is not tracked.
-                    index.observe(id, i64::MIN, i64::MAX);
-                }
-            }
-            Table::Metadata => {
-                let batches = crate::segment::read(store, segment, |_| true, None).await?;
-                let mut metadata = write_lock(&catalog.metadata);
-                for entry in crate::flush::metadata_from_batches(&batches)? {
-                    metadata.insert(entry.metric.clone(), entry);
-                }
-            }
-            Table::Samples | Table::Exemplars | Table::Logs | Table::Spans => {}
-        }
+        load_catalog_segment(store, segment, &catalog).await?;
     }
     Ok(catalogs)
+}
+
+/// Puts the series or metadata of one segment into a tenant's catalog (other tables: nothing).
+pub(crate) async fn load_catalog_segment(
+    store: &SegmentStore,
+    segment: &crate::SegmentMeta,
+    catalog: &TenantCatalog,
+) -> Result<()> {
+    match segment.table {
+        Table::Series => {
+            let batches = crate::segment::read(store, segment, |_| true, None).await?;
+            let loaded = crate::flush::series_from_batches(&batches)?;
+            let mut index = write_lock(&catalog.series);
+            for (id, labels) in loaded {
+                catalog
+                    .persisted_series
+                    .fetch_max(id.0 + 1, Ordering::Relaxed);
+                index.insert_with_id(id, labels);
+                // Segment series have samples somewhere on disk; their span is not tracked.
+                index.observe(id, i64::MIN, i64::MAX);
+            }
+        }
+        Table::Metadata => {
+            let batches = crate::segment::read(store, segment, |_| true, None).await?;
+            let mut metadata = write_lock(&catalog.metadata);
+            for entry in crate::flush::metadata_from_batches(&batches)? {
+                metadata.insert(entry.metric.clone(), entry);
+            }
+        }
+        Table::Samples | Table::Exemplars | Table::Logs | Table::Spans => {}
+    }
+    Ok(())
 }
 
 async fn flush_loop(

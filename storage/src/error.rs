@@ -63,6 +63,16 @@ pub enum Error {
     /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A catalog (PostgreSQL) request failed.
+    #[error("catalog request failed: {operation}")]
+    Catalog {
+        operation: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A catalog change lost a race with another node's (nothing was changed).
+    #[error("catalog conflict: {0}")]
+    Conflict(String),
 }
 
 /// The storage crate's result type.
@@ -83,7 +93,9 @@ impl Error {
             | Error::Arrow { .. }
             | Error::Index { .. }
             | Error::Corrupt { .. }
-            | Error::Task(_) => ErrorCode::Internal,
+            | Error::Task(_)
+            | Error::Conflict(_) => ErrorCode::Internal,
+            Error::Catalog { .. } => ErrorCode::Unavailable,
         }
     }
 

@@ -67,16 +67,13 @@ impl Storage {
             let state = self.state.read().unwrap_or_else(|p| p.into_inner());
             (state.frozen.clone(), state.manifest.clone())
         };
-        let mut manifest = (*base).clone();
+        let manifest = (*base).clone();
         let mut added = Vec::new();
         let mut removed = Vec::new();
         for generation in &frozen {
             for (tenant, memtable) in generation.tenants() {
                 for encoded in self.encode_memtable(&memtable).await? {
-                    added.push(
-                        self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0)
-                            .await?,
-                    );
+                    added.push(self.upload(&tenant, encoded, 0).await?);
                 }
             }
         }
@@ -100,10 +97,7 @@ impl Storage {
                 let encoded = self
                     .blocking(move |storage_config| encode_series(&series, storage_config))
                     .await?;
-                added.push(
-                    self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0)
-                        .await?,
-                );
+                added.push(self.upload(&tenant, encoded, 0).await?);
             }
             persisted.push((catalog.clone(), next_id));
             if catalog.metadata_dirty.swap(false, Ordering::AcqRel) {
@@ -116,10 +110,7 @@ impl Storage {
                     .blocking(move |config| encode_metadata(&entries, config))
                     .await?;
                 removed.extend(manifest.segments_of(&tenant, Table::Metadata).map(|s| s.id));
-                added.push(
-                    self.upload(&tenant, encoded, &mut manifest.next_segment_id, 0)
-                        .await?,
-                );
+                added.push(self.upload(&tenant, encoded, 0).await?);
             }
         }
         let mut report = FlushReport::default();
@@ -135,11 +126,18 @@ impl Storage {
             .filter(|s| removed.contains(&s.id))
             .flat_map(SegmentMeta::object_paths)
             .collect();
-        let mut next = manifest.apply(&removed, added);
+        let mut next = manifest.apply(&removed, added.clone());
         if let Some(seq) = wal_seq {
             next.wal_checkpoint = next.wal_checkpoint.max(seq);
         }
-        next.store(&self.store).await?;
+        self.catalog
+            .commit(crate::catalog::CatalogChange {
+                added,
+                removed,
+                removed_must_exist: false,
+                wal_checkpoint: wal_seq,
+            })
+            .await?;
         {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             state.manifest = Arc::new(next);
@@ -218,11 +216,9 @@ impl Storage {
         &self,
         tenant: &TenantId,
         encoded: EncodedSegment,
-        next_id: &mut u64,
         level: u32,
     ) -> Result<SegmentMeta> {
-        let id = *next_id;
-        *next_id += 1;
+        let id = self.catalog.allocate_segment_id().await?;
         let path = segment_path(tenant, encoded.table, id, "parquet");
         let parquet_bytes = encoded.parquet.len() as u64;
         let mut bytes = parquet_bytes;

@@ -20,7 +20,9 @@
 //! only then trims the WAL. After a crash, replay rebuilds the memtables; a torn tail
 //! is truncated with a warning.
 
+mod catalog;
 mod catalog_config;
+mod catalog_postgres;
 mod codec;
 mod compaction;
 mod config;
@@ -39,7 +41,9 @@ mod store;
 mod textindex;
 mod wal;
 
+pub use catalog::{Catalog, CatalogChange, Duties, EmbeddedCatalog, NodeInfo};
 pub use catalog_config::CatalogConfig;
+pub use catalog_postgres::PostgresCatalog;
 pub use config::Config;
 pub use engine::Storage;
 pub use error::{Error, Result};
