@@ -9,9 +9,9 @@
 //! [`EXPERIMENTAL`] exercise features Prometheus keeps behind feature flags; they are
 //! held to their baseline only.
 //!
-//! Annotation expectations (`expect warn|info|no_warn|no_info`) are not checked; `expect
-//! fail` (with `msg:`/`regex:`), `expect ordered`, `expect string` and `expect range
-//! vector` are.
+//! Annotation expectations (`expect warn|info|no_warn|no_info`, `eval_warn|info`) are
+//! checked and counted per file but not yet enforced; `expect fail` (with
+//! `msg:`/`regex:`), `expect ordered`, `expect string` and `expect range vector` are.
 #![allow(clippy::print_stderr)]
 
 #[path = "promqltest/runner.rs"]
@@ -104,11 +104,14 @@ async fn promqltest_scripts() {
             ""
         };
         eprintln!(
-            "promqltest {name}: {}/{} passed, {} failing on native histograms, {} other failures{note}",
+            "promqltest {name}: {}/{} passed, {} failing on native histograms, {} other failures, \
+             annotations as expected in {}/{} passing annotated evals{note}",
             result.passed,
             result.total,
             result.native_histogram,
-            result.failures.len()
+            result.failures.len(),
+            result.annotations_match,
+            result.annotated
         );
         results.insert(name, result);
     }

@@ -7,7 +7,7 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use proto::{ByteSize, HumanDuration, TenantId};
-use query::promql::{Engine, Value};
+use query::promql::{Engine, Evaluated, Value};
 use query::{Config as QueryConfig, QueryContext};
 use storage::metrics::{MetricsWrite, Sample, SeriesWrite};
 use storage::series::Labels;
@@ -25,6 +25,18 @@ pub struct FileResult {
     pub native_histogram: usize,
     /// Line and query of every eval that fails for another reason.
     pub failures: Vec<(usize, String)>,
+    /// Passing evals with `expect warn|info|no_warn|no_info` lines, and how many of
+    /// those got the annotations they expect (reported, not yet enforced).
+    pub annotated: usize,
+    pub annotations_match: usize,
+}
+
+/// An `expect warn|info` line (`Some(msg)` with `msg:`) or `expect no_warn|no_info`.
+#[derive(Debug, Clone, Default)]
+struct AnnotationExpectation {
+    /// `Some(None)`: at least one; `Some(Some(msg))`: one equal to msg.
+    some: Option<Option<String>>,
+    none: bool,
 }
 
 /// One expected value: a float, or an omitted / unsupported (native histogram) point.
@@ -49,6 +61,8 @@ struct Eval {
     ordered: bool,
     string: Option<String>,
     range_vector: Option<(i64, i64, i64)>,
+    warn: AnnotationExpectation,
+    info: AnnotationExpectation,
     /// Expected series: labels (None for a bare scalar) and points.
     expected: Vec<Expected>,
 }
@@ -371,13 +385,41 @@ fn labels_of(labels: &Labels) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Compares one eval's result with its expectation; returns why it differs.
-async fn check(engine: &Engine, eval: &Eval) -> Result<(), String> {
+/// Whether `got` (a result's warnings or infos) meets `want`.
+fn annotations_meet(want: &AnnotationExpectation, got: &[String]) -> bool {
+    let some_ok = match &want.some {
+        None => true,
+        Some(None) => !got.is_empty(),
+        Some(Some(message)) => got.iter().any(|g| g == message),
+    };
+    some_ok && (!want.none || got.is_empty())
+}
+
+/// Runs one eval and compares its result with the expectation; returns why it differs,
+/// and on success whether the annotations matched (`None` when it expects none).
+async fn check(engine: &Engine, eval: &Eval) -> Result<Option<bool>, String> {
     let tenant = TenantId::default();
     let result = match eval.range {
         Some((start, end, step)) => engine.range(&tenant, &eval.query, start, end, step).await,
         None => engine.instant(&tenant, &eval.query, eval.at).await,
     };
+    let annotations = result
+        .as_ref()
+        .ok()
+        .map(|r| (r.warnings.clone(), r.infos.clone()));
+    compare(eval, result)?;
+    let annotated =
+        eval.warn.some.is_some() || eval.warn.none || eval.info.some.is_some() || eval.info.none;
+    Ok(match annotations {
+        Some((warnings, infos)) if annotated && !eval.fail => {
+            Some(annotations_meet(&eval.warn, &warnings) && annotations_meet(&eval.info, &infos))
+        }
+        _ => None,
+    })
+}
+
+/// Compares one eval's result with its expectation; returns why it differs.
+fn compare(eval: &Eval, result: query::Result<Evaluated>) -> Result<(), String> {
     if eval.fail {
         return match result {
             Err(e) => {
@@ -528,6 +570,14 @@ fn parse_eval(line_no: usize, command: &str) -> Option<Eval> {
         ordered: head == "eval_ordered",
         string: None,
         range_vector: None,
+        warn: AnnotationExpectation {
+            some: (head == "eval_warn").then_some(None),
+            none: false,
+        },
+        info: AnnotationExpectation {
+            some: (head == "eval_info").then_some(None),
+            none: false,
+        },
         expected: Vec::new(),
     };
     let rest = rest.trim_start();
@@ -594,7 +644,18 @@ fn add_eval_line(eval: &mut Eval, line: &str) -> bool {
                 ));
             }
         }
-        // warn / info / no_warn / no_info: annotations are not checked.
+        let (kind, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let message = rest
+            .trim()
+            .strip_prefix("msg:")
+            .map(|m| m.trim().to_string());
+        match kind {
+            "warn" => eval.warn.some = Some(message),
+            "info" => eval.info.some = Some(message),
+            "no_warn" => eval.warn.none = true,
+            "no_info" => eval.info.none = true,
+            _ => {}
+        }
         return true;
     }
     let first = line.split_whitespace().next().unwrap_or("");
@@ -702,7 +763,16 @@ pub async fn run_file(text: &str, verbose: bool) -> FileResult {
                 continue;
             }
             match check(&engine_, &eval).await {
-                Ok(()) => result.passed += 1,
+                Ok(annotations) => {
+                    result.passed += 1;
+                    if let Some(matched) = annotations {
+                        result.annotated += 1;
+                        result.annotations_match += usize::from(matched);
+                        if verbose && !matched {
+                            eprintln!("line {}: {} -> annotations differ", eval.line, eval.query);
+                        }
+                    }
+                }
                 Err(why) => {
                     let native = eval
                         .expected

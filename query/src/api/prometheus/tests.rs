@@ -449,3 +449,26 @@ async fn parse_query_answers_the_syntax_tree() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn byte_escapes_that_are_not_utf8_are_invalid_label_names() {
+    let (_dir, router) = fixture().await;
+    for query in [
+        r#"count_values("a\xc5z", up)"#,
+        r#"label_replace(up, "\xff", "", "job", "(.*)")"#,
+    ] {
+        let form = format!("query={}&start=1000&end=1060&step=15", url_encode(query));
+        let (status, body) = post_form(&router, "/api/v1/query_range", &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_eq!(body["errorType"], "execution");
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
