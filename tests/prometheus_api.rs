@@ -719,3 +719,49 @@ async fn rules_alerts_and_format_query() {
         "sum by (code) (rate(http_requests_total{job=\"api\"}[5m]))"
     );
 }
+
+/// `parse_query` (Prometheus 3), `lookback_delta` per request, and Go byte escapes.
+#[tokio::test]
+async fn parse_query_lookback_delta_and_byte_escapes() {
+    let fixture = fixture().await;
+    let url = fixture.server.url();
+    let body = ok(
+        &url,
+        Method::Post,
+        "/api/v1/parse_query",
+        &[("query", "sum by (code) (rate(http_requests_total[5m]))")],
+    )
+    .await;
+    assert_eq!(body["data"]["type"], "aggregation");
+    assert_eq!(body["data"]["op"], "sum");
+    assert_eq!(body["data"]["grouping"], json!(["code"]));
+    assert_eq!(body["data"]["expr"]["args"][0]["type"], "matrixSelector");
+    assert_eq!(body["data"]["expr"]["args"][0]["range"], 300_000);
+    // The last sample is at t0 + 20 min; 10 minutes later only a longer lookback sees it.
+    let time = fixture.seconds(30 * 60_000);
+    let query = [
+        ("query", "http_requests_total{code=\"500\"}"),
+        ("time", &time),
+    ];
+    let body = ok(&url, Method::Get, "/api/v1/query", &query).await;
+    assert_eq!(body["data"]["result"], json!([]));
+    let mut longer = query.to_vec();
+    longer.push(("lookback_delta", "15m"));
+    let body = ok(&url, Method::Get, "/api/v1/query", &longer).await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "80", "{body}");
+    let (start, end) = fixture.panel_range();
+    for query in [
+        r#"count_values("a\xc5z", http_requests_total)"#,
+        r#"label_replace(http_requests_total, "\xff", "", "job", "(.*)")"#,
+    ] {
+        let params = [
+            ("query", query),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", "60"),
+        ];
+        let (status, body) = call(&url, Method::Post, "/api/v1/query_range", &params).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_eq!(body["errorType"], "execution", "{body}");
+    }
+}

@@ -3,8 +3,9 @@
 //!
 //! This module owns the routes, the instant and range query endpoints and the error
 //! envelope; [`metadata`] owns series, label, metadata and exemplar lookups, [`status`]
-//! the build-info and the empty rules/alerts/targets answers, [`request`] parameter
-//! parsing and [`encode`] the JSON wire format. PromQL itself is [`crate::promql`].
+//! the build-info and the empty rules/alerts/targets answers, [`ast`] the syntax tree of
+//! `parse_query`, [`request`] parameter parsing and [`encode`] the JSON wire format.
+//! PromQL itself is [`crate::promql`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,7 @@ use proto::ErrorCode;
 use crate::promql::{Engine, Evaluated, InstantSample, RangeSeries, Value};
 use crate::{Error, QueryContext, Result};
 
+mod ast;
 pub mod encode;
 mod metadata;
 pub mod request;
@@ -53,6 +55,10 @@ pub fn routes() -> Router<QueryContext> {
         .route(
             "/api/v1/format_query",
             get(status::format_query).post(status::format_query),
+        )
+        .route(
+            "/api/v1/parse_query",
+            get(ast::parse_query).post(ast::parse_query),
         )
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
@@ -149,11 +155,23 @@ fn time_budget(context: &QueryContext, params: &Params) -> Result<Duration> {
     })
 }
 
-/// Checks the parameters Prometheus accepts that the engine takes from the config.
-fn check_query_options(params: &Params) -> Result<()> {
-    // `lookback_delta` is validated; the engine applies `query.lookback_delta`.
-    params.duration("lookback_delta")?;
-    Ok(())
+/// Largest `lookback_delta` a request may ask for: the lookback widens the window every
+/// selector loads, so it is bounded like the other per-query costs.
+const MAX_LOOKBACK_DELTA_MS: i64 = 7 * 24 * 3_600_000;
+
+/// Builds the engine of one query: `lookback_delta`, when given and positive, replaces
+/// `query.lookback_delta` for this query only (zero or negative keep it, as in
+/// Prometheus); more than [`MAX_LOOKBACK_DELTA_MS`] is refused.
+fn engine_for(context: &QueryContext, params: &Params) -> Result<Engine> {
+    let engine = Engine::new(context.clone());
+    match params.duration("lookback_delta")? {
+        Some(ms) if ms > MAX_LOOKBACK_DELTA_MS => Err(Error::BadRequest(format!(
+            "invalid parameter \"lookback_delta\": lookback delta must not exceed {}s",
+            MAX_LOOKBACK_DELTA_MS / 1000
+        ))),
+        Some(ms) if ms > 0 => Ok(engine.with_lookback_delta(Duration::from_millis(ms as u64))),
+        _ => Ok(engine),
+    }
 }
 
 /// Parses `query` up front, so that syntax errors answer `bad_data` with Prometheus'
@@ -224,10 +242,9 @@ async fn instant_query(
     let limit = params.limit()?;
     let time = params.time_or("time", now_ms())?;
     let budget = time_budget(&context, &params)?;
-    check_query_options(&params)?;
+    let engine = engine_for(&context, &params)?;
     let query = params.value("query").unwrap_or("");
     check_query(query, false)?;
-    let engine = Engine::new(context.clone());
     let evaluated = evaluate(budget, engine.instant(&tenant, query, time)).await?;
     Ok(respond(evaluated, limit))
 }
@@ -290,10 +307,9 @@ async fn range_query(
     let limit = params.limit()?;
     let (start, end, step) = range_bounds(&params)?;
     let budget = time_budget(&context, &params)?;
-    check_query_options(&params)?;
+    let engine = engine_for(&context, &params)?;
     let query = params.value("query").unwrap_or("");
     check_query(query, true)?;
-    let engine = Engine::new(context.clone());
     let mut evaluated = evaluate(budget, engine.range(&tenant, query, start, end, step)).await?;
     evaluated.value = into_matrix(evaluated.value)?;
     Ok(respond(evaluated, limit))

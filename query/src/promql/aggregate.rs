@@ -11,6 +11,7 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::eval::Evaluator;
+use super::go_strings::{go_quote, valid_label_name};
 use super::value::{Lbls, MeanAcc, NAME, Sample, Val, VarAcc, format_float, kahan_inc, quantile};
 use crate::{Error, Result};
 
@@ -29,11 +30,6 @@ pub(crate) fn group_labels(labels: &Lbls, modifier: &Option<LabelModifier>) -> L
             .cloned()
             .collect(),
     }
-}
-
-/// Whether a label name is valid (`[a-zA-Z_][a-zA-Z0-9_]*`, or any UTF-8 in Prometheus 3).
-fn valid_label_name(name: &str) -> bool {
-    !name.is_empty()
 }
 
 /// Converts a `k` parameter as Prometheus does.
@@ -148,7 +144,10 @@ pub(crate) fn aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> Result
     if op == T_COUNT_VALUES {
         let label = param_str.unwrap_or_default();
         if !valid_label_name(&label) {
-            return Err(Error::Execution(format!("invalid label name {label:?}")));
+            return Err(Error::Execution(format!(
+                "invalid label name {}",
+                go_quote(&label)
+            )));
         }
         let mut counts: Vec<(Lbls, f64)> = Vec::new();
         let mut index: HashMap<Lbls, usize> = HashMap::new();

@@ -10,6 +10,7 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
 use super::eval::{Evaluator, check_duplicates, unparen};
+use super::go_strings::valid_label_name;
 use super::value::{
     Lbls, Matrix, MeanAcc, NAME, Sample, Val, VarAcc, del, get, go_max, go_min, kahan_inc,
     quantile, set,
@@ -225,7 +226,7 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
                     "invalid regular expression in label_replace(): {re_src}"
                 ))
             })?;
-            if dst.is_empty() {
+            if !valid_label_name(&dst) {
                 return Err(Error::Execution(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
@@ -254,7 +255,7 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             for i in 3..c.args.args.len() {
                 srcs.push(string_arg(ev, c, i, t)?);
             }
-            if dst.is_empty() {
+            if !valid_label_name(&dst) {
                 return Err(Error::Execution(format!(
                     "invalid destination label name in label_join(): {dst}"
                 )));
@@ -855,22 +856,29 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
 }
 
 /// Prometheus' classic-bucket fraction of observations in `[lower, upper]`.
+///
+/// Observations are spread evenly within each bucket (the first bucket starts at 0 when
+/// its upper bound is positive, else at -Inf). A bucket the range covers only in part
+/// contributes the share it covers, except an infinitely wide bucket, which contributes
+/// all of its observations when the range reaches its infinite end and none otherwise.
 fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
     sort_coalesce(buckets);
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
         return f64::NAN;
     }
-    let count = buckets[buckets.len() - 1].1;
-    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+    let total = buckets[buckets.len() - 1].1;
+    if total == 0.0 || lower.is_nan() || upper.is_nan() {
         return f64::NAN;
     }
     if lower >= upper {
         return 0.0;
     }
-    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
-    let (mut lower_set, mut upper_set) = (false, false);
+    let mut covered = 0.0;
+    let mut previous_count = 0.0;
     for i in 0..buckets.len() {
-        let (upper_bound, b_count) = buckets[i];
+        let (upper_bound, cumulative) = buckets[i];
+        let count = cumulative - previous_count;
+        previous_count = cumulative;
         let lower_bound = if i > 0 {
             buckets[i - 1].0
         } else if upper_bound > 0.0 {
@@ -878,46 +886,24 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
         } else {
             f64::NEG_INFINITY
         };
-        let infinite = lower_bound.is_infinite() || upper_bound.is_infinite();
-        // An infinitely wide bucket contributes no observations to a partial range.
-        let interp = |v: f64, is_lower: bool| {
-            if infinite {
-                if is_lower { b_count } else { rank }
-            } else {
-                rank + (b_count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+        if upper <= lower_bound || lower >= upper_bound {
+            continue;
+        }
+        if lower <= lower_bound && upper_bound <= upper {
+            covered += count;
+        } else if lower_bound.is_infinite() || upper_bound.is_infinite() {
+            let reaches_end = (upper_bound == f64::INFINITY && upper == f64::INFINITY)
+                || (lower_bound == f64::NEG_INFINITY && lower == f64::NEG_INFINITY);
+            if reaches_end {
+                covered += count;
             }
-        };
-        if !lower_set && lower_bound >= lower {
-            lower_rank = rank;
-            lower_set = true;
+        } else {
+            let from = lower.max(lower_bound);
+            let to = upper.min(upper_bound);
+            covered += count * (to - from) / (upper_bound - lower_bound);
         }
-        if !upper_set && lower_bound >= upper {
-            upper_rank = rank;
-            upper_set = true;
-        }
-        if lower_set && upper_set {
-            break;
-        }
-        if !lower_set && lower_bound < lower && upper_bound > lower {
-            lower_rank = interp(lower, true);
-            lower_set = true;
-        }
-        if !upper_set && lower_bound < upper && upper_bound > upper {
-            upper_rank = interp(upper, false);
-            upper_set = true;
-        }
-        if lower_set && upper_set {
-            break;
-        }
-        rank = b_count;
     }
-    if !lower_set || lower_rank > count {
-        lower_rank = count;
-    }
-    if !upper_set || upper_rank > count {
-        upper_rank = count;
-    }
-    (upper_rank - lower_rank) / count
+    covered / total
 }
 
 #[cfg(test)]
@@ -943,6 +929,32 @@ mod tests {
             });
             self
         }
+    }
+
+    #[test]
+    fn classic_fraction_takes_nothing_partial_from_infinite_buckets() {
+        let buckets = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (f64::INFINITY, 100.0)];
+        let fraction =
+            |lower: f64, upper: f64| bucket_fraction(lower, upper, &mut buckets.to_vec());
+        // Both bounds inside [3, +Inf): nothing, not a negative share.
+        assert_eq!(fraction(4.0, 5.0), 0.0);
+        // The range reaches +Inf: the whole last bucket.
+        assert!((fraction(400.0, f64::INFINITY) - 0.94).abs() < 1e-12);
+        // [0, 1] whole, half of (1, 2].
+        assert!((fraction(0.0, 1.5) - 0.02).abs() < 1e-12);
+        assert!((fraction(2.0, 3.5) - 0.03).abs() < 1e-12);
+        assert_eq!(fraction(3.0, 2.0), 0.0);
+        assert!(fraction(f64::NAN, 1.0).is_nan());
+        let negative = [
+            (-3.0, 10.0),
+            (-2.0, 12.0),
+            (-1.0, 15.0),
+            (f64::INFINITY, 100.0),
+        ];
+        let fraction =
+            |lower: f64, upper: f64| bucket_fraction(lower, upper, &mut negative.to_vec());
+        assert!((fraction(-4.0, -2.0) - 0.02).abs() < 1e-12);
+        assert!((fraction(f64::NEG_INFINITY, -1.5) - 0.135).abs() < 1e-12);
     }
 
     #[test]

@@ -13,11 +13,13 @@
 //! Modules: `eval` (planning, loading, selectors, subqueries, binary operators),
 //! `stepped` (range queries: selectors, range functions and aggregations computed for
 //! all steps at once), `aggregate`, `functions`, `value` (internal value model and
-//! float helpers).
+//! float helpers), `go_strings` (string literals holding bytes that are not UTF-8, as
+//! Go reads them).
 
 mod aggregate;
 mod eval;
 mod functions;
+mod go_strings;
 mod stepped;
 mod value;
 
@@ -74,6 +76,8 @@ pub struct Evaluated {
 #[derive(Debug, Clone)]
 pub struct Engine {
     context: QueryContext,
+    /// Lookback delta of this engine's queries, instead of `query.lookback_delta`.
+    lookback_delta: Option<Duration>,
 }
 
 /// Most points per series a range query may return (Prometheus' limit).
@@ -100,7 +104,18 @@ struct Window {
 impl Engine {
     /// Builds an engine reading through `context`.
     pub fn new(context: QueryContext) -> Self {
-        Engine { context }
+        Engine {
+            context,
+            lookback_delta: None,
+        }
+    }
+
+    /// Uses `lookback_delta` (how far back an instant selector looks for a sample)
+    /// instead of `query.lookback_delta`; zero keeps the configured one, as in
+    /// Prometheus. The caller bounds it.
+    pub fn with_lookback_delta(mut self, lookback_delta: Duration) -> Self {
+        self.lookback_delta = (!lookback_delta.is_zero()).then_some(lookback_delta);
+        self
     }
 
     /// Evaluates `query` at one instant (Unix milliseconds).
@@ -155,7 +170,11 @@ impl Engine {
         check_nesting(query)?;
         let config = self.context.config();
         let timeout = config.timeout.get();
-        let lookback = config.lookback_delta.get().as_millis() as i64;
+        let lookback = self
+            .lookback_delta
+            .unwrap_or_else(|| config.lookback_delta.get())
+            .as_millis()
+            .min(i64::MAX as u128) as i64;
         let max_samples = config.max_samples;
         let storage = self.context.storage()?.clone();
         let deadline = Instant::now() + timeout;
@@ -316,7 +335,8 @@ fn binary_operators(query: &str) -> usize {
 
 /// Parses a query; parse errors are bad requests.
 fn parse(query: &str) -> Result<Expr> {
-    let expr = promql_parser::parser::parse(query).map_err(Error::BadRequest)?;
+    let query = go_strings::encode_byte_escapes(query);
+    let expr = promql_parser::parser::parse(&query).map_err(Error::BadRequest)?;
     if !depth_ok(&expr, 0) {
         return Err(Error::BadRequest(format!(
             "query is nested too deeply (more than {MAX_DEPTH} levels)"

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use promql_parser::label::MatchOp as PMatchOp;
-use promql_parser::parser::Expr;
+use promql_parser::parser::{Expr, VectorSelector};
+use promql_parser::util::{ExprVisitor, walk_expr};
 use proto::{ByteSize, HumanDuration, TenantId};
-use query::promql::{Engine, Value};
+use query::promql::{Engine, Evaluated, Value};
 use query::{Config as QueryConfig, QueryContext};
 use storage::metrics::{MetricsWrite, Sample, SeriesWrite};
 use storage::series::Labels;
@@ -19,6 +20,23 @@ const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 pub struct FileResult {
     pub passed: usize,
     pub total: usize,
+    /// Evals that fail and depend on native histograms (they expect histogram samples
+    /// or select a series loaded with some): not supported by the engine yet.
+    pub native_histogram: usize,
+    /// Line and query of every eval that fails for another reason.
+    pub failures: Vec<(usize, String)>,
+    /// Passing evals with `expect warn|info|no_warn|no_info` lines, and how many of
+    /// those got the annotations they expect (reported, not yet enforced).
+    pub annotated: usize,
+    pub annotations_match: usize,
+}
+
+/// An `expect warn|info` line (`Some(msg)` with `msg:`) or `expect no_warn|no_info`.
+#[derive(Debug, Clone, Default)]
+struct AnnotationExpectation {
+    /// `Some(None)`: at least one; `Some(Some(msg))`: one equal to msg.
+    some: Option<Option<String>>,
+    none: bool,
 }
 
 /// One expected value: a float, or an omitted / unsupported (native histogram) point.
@@ -43,6 +61,8 @@ struct Eval {
     ordered: bool,
     string: Option<String>,
     range_vector: Option<(i64, i64, i64)>,
+    warn: AnnotationExpectation,
+    info: AnnotationExpectation,
     /// Expected series: labels (None for a bare scalar) and points.
     expected: Vec<Expected>,
 }
@@ -230,8 +250,11 @@ fn engine(storage: Arc<Storage>) -> Engine {
     Engine::new(context)
 }
 
-async fn load(storage: &Storage, interval: i64, lines: &[String]) {
+/// Loads one `load` block; returns the label sets of the series that had native
+/// histogram samples (which are not loaded).
+async fn load(storage: &Storage, interval: i64, lines: &[String]) -> Vec<Vec<(String, String)>> {
     let mut write = MetricsWrite::default();
+    let mut histogram_series = Vec::new();
     for line in lines {
         let (metric, values) = split_series_line(line);
         let Some(labels) = parse_metric(metric) else {
@@ -241,6 +264,9 @@ async fn load(storage: &Storage, interval: i64, lines: &[String]) {
         let Some(points) = expand(&items) else {
             continue;
         };
+        if points.iter().any(|p| matches!(p, Point::Histogram)) {
+            histogram_series.push(labels.clone());
+        }
         let samples: Vec<Sample> = points
             .iter()
             .enumerate()
@@ -270,6 +296,71 @@ async fn load(storage: &Storage, interval: i64, lines: &[String]) {
             .await
             .expect("load samples");
     }
+    histogram_series
+}
+
+/// The native histogram series `load_with_nhcb` derives from a classic bucket series line.
+fn nhcb_series(line: &str) -> Option<Vec<(String, String)>> {
+    let mut labels = parse_metric(split_series_line(line).0)?;
+    if !labels.iter().any(|(n, _)| n == "le") {
+        return None;
+    }
+    labels.retain(|(n, _)| n != "le");
+    let name = labels.iter_mut().find(|(n, _)| n == "__name__")?;
+    name.1 = name.1.strip_suffix("_bucket")?.to_string();
+    Some(labels)
+}
+
+/// Whether `expr` selects any of `series` (label sets, sorted, `__name__` included).
+fn selects_any(expr: &Expr, series: &[Vec<(String, String)>]) -> bool {
+    struct Finder<'a> {
+        series: &'a [Vec<(String, String)>],
+        found: bool,
+    }
+    impl ExprVisitor for Finder<'_> {
+        type Error = ();
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, ()> {
+            let selector = match expr {
+                Expr::VectorSelector(vs) => vs,
+                Expr::MatrixSelector(ms) => &ms.vs,
+                _ => return Ok(true),
+            };
+            self.found |= self
+                .series
+                .iter()
+                .any(|labels| selector_matches(selector, labels));
+            Ok(!self.found)
+        }
+    }
+    let mut finder = Finder {
+        series,
+        found: false,
+    };
+    let _ = walk_expr(&mut finder, expr);
+    finder.found
+}
+
+fn selector_matches(selector: &VectorSelector, labels: &[(String, String)]) -> bool {
+    let value = |name: &str| {
+        labels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    if let Some(name) = &selector.name
+        && value("__name__") != name
+    {
+        return false;
+    }
+    let all = |matchers: &[promql_parser::label::Matcher]| {
+        matchers.iter().all(|m| m.is_match(value(&m.name)))
+    };
+    let matchers = &selector.matchers;
+    if matchers.or_matchers.is_empty() {
+        all(&matchers.matchers)
+    } else {
+        matchers.or_matchers.iter().any(|group| all(group))
+    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -294,13 +385,41 @@ fn labels_of(labels: &Labels) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Compares one eval's result with its expectation; returns why it differs.
-async fn check(engine: &Engine, eval: &Eval) -> Result<(), String> {
+/// Whether `got` (a result's warnings or infos) meets `want`.
+fn annotations_meet(want: &AnnotationExpectation, got: &[String]) -> bool {
+    let some_ok = match &want.some {
+        None => true,
+        Some(None) => !got.is_empty(),
+        Some(Some(message)) => got.iter().any(|g| g == message),
+    };
+    some_ok && (!want.none || got.is_empty())
+}
+
+/// Runs one eval and compares its result with the expectation; returns why it differs,
+/// and on success whether the annotations matched (`None` when it expects none).
+async fn check(engine: &Engine, eval: &Eval) -> Result<Option<bool>, String> {
     let tenant = TenantId::default();
     let result = match eval.range {
         Some((start, end, step)) => engine.range(&tenant, &eval.query, start, end, step).await,
         None => engine.instant(&tenant, &eval.query, eval.at).await,
     };
+    let annotations = result
+        .as_ref()
+        .ok()
+        .map(|r| (r.warnings.clone(), r.infos.clone()));
+    compare(eval, result)?;
+    let annotated =
+        eval.warn.some.is_some() || eval.warn.none || eval.info.some.is_some() || eval.info.none;
+    Ok(match annotations {
+        Some((warnings, infos)) if annotated && !eval.fail => {
+            Some(annotations_meet(&eval.warn, &warnings) && annotations_meet(&eval.info, &infos))
+        }
+        _ => None,
+    })
+}
+
+/// Compares one eval's result with its expectation; returns why it differs.
+fn compare(eval: &Eval, result: query::Result<Evaluated>) -> Result<(), String> {
     if eval.fail {
         return match result {
             Err(e) => {
@@ -451,6 +570,14 @@ fn parse_eval(line_no: usize, command: &str) -> Option<Eval> {
         ordered: head == "eval_ordered",
         string: None,
         range_vector: None,
+        warn: AnnotationExpectation {
+            some: (head == "eval_warn").then_some(None),
+            none: false,
+        },
+        info: AnnotationExpectation {
+            some: (head == "eval_info").then_some(None),
+            none: false,
+        },
         expected: Vec::new(),
     };
     let rest = rest.trim_start();
@@ -517,7 +644,18 @@ fn add_eval_line(eval: &mut Eval, line: &str) -> bool {
                 ));
             }
         }
-        // warn / info / no_warn / no_info: annotations are not checked.
+        let (kind, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let message = rest
+            .trim()
+            .strip_prefix("msg:")
+            .map(|m| m.trim().to_string());
+        match kind {
+            "warn" => eval.warn.some = Some(message),
+            "info" => eval.info.some = Some(message),
+            "no_warn" => eval.warn.none = true,
+            "no_info" => eval.info.none = true,
+            _ => {}
+        }
         return true;
     }
     let first = line.split_whitespace().next().unwrap_or("");
@@ -546,6 +684,7 @@ pub async fn run_file(text: &str, verbose: bool) -> FileResult {
     let mut dir = tempfile::tempdir().expect("tempdir");
     let mut storage = open_storage(&dir).await;
     let mut engine_ = engine(storage.clone());
+    let mut histogram_series: Vec<Vec<(String, String)>> = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
     while i < lines.len() {
@@ -586,6 +725,7 @@ pub async fn run_file(text: &str, verbose: bool) -> FileResult {
             dir = tempfile::tempdir().expect("tempdir");
             storage = open_storage(&dir).await;
             engine_ = engine(storage.clone());
+            histogram_series.clear();
             continue;
         }
         if let Some(rest) = line.strip_prefix("load") {
@@ -594,7 +734,12 @@ pub async fn run_file(text: &str, verbose: bool) -> FileResult {
                 .last()
                 .and_then(parse_duration_ms)
                 .unwrap_or(60_000);
-            load(&storage, interval, &block).await;
+            histogram_series.extend(load(&storage, interval, &block).await);
+            if rest.starts_with("_with_nhcb") {
+                // Prometheus also converts each classic histogram into a native histogram
+                // with custom buckets, named without `_bucket`.
+                histogram_series.extend(block.iter().filter_map(|l| nhcb_series(l)));
+            }
             continue;
         }
         if line.starts_with("eval") {
@@ -603,6 +748,7 @@ pub async fn run_file(text: &str, verbose: bool) -> FileResult {
                 if verbose {
                     eprintln!("line {block_start}: cannot parse {line:?}");
                 }
+                result.failures.push((block_start, line.to_string()));
                 continue;
             };
             let mut ok = true;
@@ -613,13 +759,35 @@ pub async fn run_file(text: &str, verbose: bool) -> FileResult {
                 if verbose {
                     eprintln!("line {}: cannot parse expectations of {line:?}", eval.line);
                 }
+                result.failures.push((eval.line, line.to_string()));
                 continue;
             }
             match check(&engine_, &eval).await {
-                Ok(()) => result.passed += 1,
+                Ok(annotations) => {
+                    result.passed += 1;
+                    if let Some(matched) = annotations {
+                        result.annotated += 1;
+                        result.annotations_match += usize::from(matched);
+                        if verbose && !matched {
+                            eprintln!("line {}: {} -> annotations differ", eval.line, eval.query);
+                        }
+                    }
+                }
                 Err(why) => {
+                    let native = eval
+                        .expected
+                        .iter()
+                        .any(|(_, p)| p.iter().any(|p| matches!(p, Point::Histogram)))
+                        || promql_parser::parser::parse(&eval.query)
+                            .is_ok_and(|e| selects_any(&e, &histogram_series));
+                    if native {
+                        result.native_histogram += 1;
+                    } else {
+                        result.failures.push((eval.line, eval.query.clone()));
+                    }
                     if verbose {
-                        eprintln!("line {}: {} -> {why}", eval.line, eval.query);
+                        let tag = if native { " [native histogram]" } else { "" };
+                        eprintln!("line {}: {} -> {why}{tag}", eval.line, eval.query);
                     }
                 }
             }

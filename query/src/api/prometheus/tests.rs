@@ -316,3 +316,159 @@ async fn queries_are_parsed_before_evaluation() {
         "invalid parameter \"query\": invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
     );
 }
+
+#[tokio::test]
+async fn lookback_delta_applies_per_request() {
+    let (_dir, router) = fixture().await;
+    // up{job="api"} has its last sample at 1045 s; 400 s later the default 5m misses it.
+    let value = |body: &serde_json::Value| body["data"]["result"][0]["value"][1].clone();
+    let uri = "/api/v1/query?query=up%7Bjob%3D%22api%22%7D&time=1445";
+    let (status, body) = get_json(&router, uri).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["result"], serde_json::json!([]));
+    let (_, body) = get_json(&router, &format!("{uri}&lookback_delta=10m")).await;
+    assert_eq!(value(&body), "3", "{body}");
+    let (_, body) = post_form(
+        &router,
+        "/api/v1/query",
+        "query=up%7Bjob%3D%22api%22%7D&time=1445&lookback_delta=401",
+    )
+    .await;
+    assert_eq!(value(&body), "3", "{body}");
+    // Zero and negative keep the configured lookback, as in Prometheus.
+    for keep in ["0", "-600"] {
+        let (status, body) = get_json(&router, &format!("{uri}&lookback_delta={keep}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["result"], serde_json::json!([]), "{keep}");
+    }
+    // The window stays left-open: a 1s lookback at 1046 s misses the sample at 1045 s.
+    let short = "/api/v1/query?query=up%7Bjob%3D%22api%22%7D&lookback_delta=1s&time=";
+    let (_, body) = get_json(&router, &format!("{short}1046")).await;
+    assert_eq!(body["data"]["result"], serde_json::json!([]), "{body}");
+    let (_, body) = get_json(&router, &format!("{short}1045.5")).await;
+    assert_eq!(value(&body), "3", "{body}");
+    // Range queries take it too: every step from 1100 s to 1400 s sees the last sample.
+    let (_, body) = get_json(
+        &router,
+        "/api/v1/query_range?query=up%7Bjob%3D%22api%22%7D&start=1100&end=1400&step=100&lookback_delta=6m",
+    )
+    .await;
+    let values = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(values.len(), 4, "{body}");
+    assert!(values.iter().all(|p| p[1] == "3"), "{body}");
+    let (_, body) = get_json(
+        &router,
+        "/api/v1/query_range?query=up%7Bjob%3D%22api%22%7D&start=1100&end=1400&step=100",
+    )
+    .await;
+    assert_eq!(
+        body["data"]["result"][0]["values"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Unparsable or beyond the bound: bad_data.
+    for bad in ["abc", "8d"] {
+        let (status, body) = get_json(&router, &format!("{uri}&lookback_delta={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["errorType"], "bad_data");
+        assert!(
+            body["error"].as_str().unwrap().contains("lookback_delta"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn parse_query_answers_the_syntax_tree() {
+    let (_dir, router) = fixture().await;
+    let (status, body) = get_json(&router, "/api/v1/parse_query?query=foo/bar").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "success");
+    let selector = |name: &str| {
+        serde_json::json!({
+            "type": "vectorSelector",
+            "name": name,
+            "offset": 0,
+            "offsetExpr": null,
+            "matchers": [{"name": "__name__", "type": "=", "value": name}],
+            "timestamp": null,
+            "startOrEnd": null,
+            "anchored": false,
+            "smoothed": false,
+        })
+    };
+    assert_eq!(
+        body["data"],
+        serde_json::json!({
+            "type": "binaryExpr",
+            "op": "/",
+            "lhs": selector("foo"),
+            "rhs": selector("bar"),
+            "matching": {
+                "card": "one-to-one",
+                "labels": [],
+                "on": false,
+                "include": [],
+                "fillValues": {"lhs": null, "rhs": null},
+            },
+            "bool": false,
+        })
+    );
+    let (status, body) = post_form(
+        &router,
+        "/api/v1/parse_query",
+        "query=histogram_quantile(0.9%2C+sum+by+(le)+(rate(lat_bucket%5B5m%5D)))",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["type"], "call");
+    assert_eq!(body["data"]["func"]["name"], "histogram_quantile");
+    assert_eq!(
+        body["data"]["func"]["argTypes"],
+        serde_json::json!(["scalar", "vector"])
+    );
+    assert_eq!(body["data"]["args"][0]["val"], "0.9");
+    assert_eq!(
+        body["data"]["args"][1]["grouping"],
+        serde_json::json!(["le"])
+    );
+    assert_eq!(body["data"]["args"][1]["expr"]["args"][0]["range"], 300_000);
+    let (status, body) = get_json(&router, "/api/v1/parse_query?query=sum(").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errorType"], "bad_data");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid parameter \"query\": "),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn byte_escapes_that_are_not_utf8_are_invalid_label_names() {
+    let (_dir, router) = fixture().await;
+    for query in [
+        r#"count_values("a\xc5z", up)"#,
+        r#"label_replace(up, "\xff", "", "job", "(.*)")"#,
+    ] {
+        let form = format!("query={}&start=1000&end=1060&step=15", url_encode(query));
+        let (status, body) = post_form(&router, "/api/v1/query_range", &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_eq!(body["errorType"], "execution");
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
