@@ -102,7 +102,7 @@ impl Storage {
         let started = Instant::now();
         let wal_dir = data_dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
-        let store = SegmentStore::open(config.url.as_deref(), data_dir)?;
+        let store = SegmentStore::open(&config, data_dir).await?;
         let manifest = Manifest::load(&store).await?;
         let catalogs = load_catalogs(&store, &manifest).await?;
         let active = Arc::new(Generation::default());

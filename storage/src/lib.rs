@@ -20,6 +20,7 @@
 //! only then trims the WAL. After a crash, replay rebuilds the memtables; a torn tail
 //! is truncated with a warning.
 
+mod cache;
 mod codec;
 mod compaction;
 mod config;
@@ -31,6 +32,7 @@ mod memtable;
 pub mod metrics;
 pub mod model;
 mod read;
+mod s3;
 mod sample_codec;
 mod segment;
 pub mod series;
@@ -38,11 +40,13 @@ mod store;
 mod textindex;
 mod wal;
 
+pub use cache::{CacheConfig, ReadCacheStats};
 pub use config::Config;
 pub use engine::Storage;
 pub use error::{Error, Result};
 pub use manifest::{Manifest, SegmentMeta, Table};
 pub use read::{LogHits, LogRowRefs, LogScan, SpanScan};
+pub use s3::{S3Addressing, S3Config};
 pub use textindex::TextQuery;
 
 /// What one flush wrote.
