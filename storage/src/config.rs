@@ -3,6 +3,8 @@
 use proto::{ByteSize, HumanDuration};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::CacheConfig;
+use crate::s3::{S3Config, S3Location};
 use crate::{Error, Result};
 
 /// Storage engine settings. Every field has a default, so an empty section is valid.
@@ -10,7 +12,8 @@ use crate::{Error, Result};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where segments (Parquet files, log indexes, the manifest) live, as an object store URL.
-    /// Unset means `file://<data_dir>/segments`. Only `file://` stores are built in so far.
+    /// Unset means `file://<data_dir>/segments`; `s3://bucket/prefix` puts them in an
+    /// S3-compatible bucket reached as `[storage.s3]` says.
     pub url: Option<String>,
     /// How long the WAL writer waits to gather more records into one fsync once the first one arrives.
     /// `0s` (the default) means "write whatever is queued, then fsync": the group grows with load by itself.
@@ -50,6 +53,10 @@ pub struct Config {
     pub max_series_per_tenant: u64,
     /// Where the list of live segments is kept (`[storage.catalog]`).
     pub catalog: crate::CatalogConfig,
+    /// How to reach the bucket of an `s3://` URL.
+    pub s3: S3Config,
+    /// The local read cache of segments in a remote store.
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -74,6 +81,8 @@ impl Default for Config {
             log_index_memory: ByteSize::mib(64),
             max_series_per_tenant: 2_000_000,
             catalog: crate::CatalogConfig::default(),
+            s3: S3Config::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -82,12 +91,25 @@ impl Config {
     /// Checks the values that serde cannot: ranges and relations between fields.
     pub fn validate(&self) -> Result<()> {
         let invalid = |message: String| Err(Error::InvalidConfig(message));
-        if let Some(url) = &self.url
-            && !url.starts_with("file://")
-        {
-            return invalid(format!(
-                "storage.url {url:?}: only file:// object stores are supported in this build"
-            ));
+        if let Some(url) = &self.url {
+            match S3Location::parse(url) {
+                Some(location) => {
+                    location?;
+                    self.s3.validate()?;
+                }
+                None if url.starts_with("file://") => {}
+                None => {
+                    return invalid(format!(
+                        "storage.url {url:?}: only file:// and s3:// object stores are supported"
+                    ));
+                }
+            }
+        }
+        let cache_bytes = self.cache.max_bytes.bytes();
+        if cache_bytes != 0 && cache_bytes < ByteSize::mib(16).bytes() {
+            return invalid(
+                "storage.cache.max_bytes must be 0 (off) or at least 16MiB".to_string(),
+            );
         }
         self.catalog.validate()?;
         if self.memory_limit < self.memtable_flush_size {

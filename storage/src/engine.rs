@@ -118,7 +118,7 @@ impl Storage {
         let started = Instant::now();
         let wal_dir = data_dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
-        let store = SegmentStore::open(config.url.as_deref(), data_dir)?;
+        let store = SegmentStore::open(&config, data_dir).await?;
         let catalog = crate::catalog::open(&config.catalog, &store).await?;
         let manifest = catalog.load().await?;
         let catalogs = load_catalogs(&store, &manifest).await?;

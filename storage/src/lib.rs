@@ -20,6 +20,7 @@
 //! only then trims the WAL. After a crash, replay rebuilds the memtables; a torn tail
 //! is truncated with a warning.
 
+mod cache;
 mod catalog;
 mod catalog_config;
 mod catalog_postgres;
@@ -34,6 +35,7 @@ mod memtable;
 pub mod metrics;
 pub mod model;
 mod read;
+mod s3;
 mod sample_codec;
 mod segment;
 pub mod series;
@@ -41,6 +43,7 @@ mod store;
 mod textindex;
 mod wal;
 
+pub use cache::{CacheConfig, ReadCacheStats};
 pub use catalog::{Catalog, CatalogChange, Duties, EmbeddedCatalog, NodeInfo};
 pub use catalog_config::CatalogConfig;
 pub use catalog_postgres::PostgresCatalog;
@@ -51,6 +54,7 @@ pub use manifest::{Manifest, SegmentMeta, Table};
 pub use read::{
     LogHits, LogRowRefs, LogScan, LogTimeline, SeriesSamples, SpanScan, TimelineSource,
 };
+pub use s3::{S3Addressing, S3Config};
 pub use textindex::TextQuery;
 
 /// What one flush wrote.

@@ -781,7 +781,7 @@ impl Storage {
             return Ok(index);
         }
         let path = segment.index_path.as_deref().unwrap_or_default();
-        let blob = self.store.get(&ObjectPath::from(path)).await?;
+        let blob = self.store.get_immutable(&ObjectPath::from(path)).await?;
         let index = self
             .blocking(move |_| LogIndex::open(&blob).map(Arc::new))
             .await?;

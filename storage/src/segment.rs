@@ -368,9 +368,10 @@ async fn read_inner(
     Ok((batches, read_rows))
 }
 
-/// Reads one segment file through the object store with range requests.
+/// Reads one segment file through the segment store (and its read cache, when the
+/// store is remote) with range requests: the footer, then only the chunks a read needs.
 struct SegmentReader {
-    store: Arc<dyn object_store::ObjectStore>,
+    store: SegmentStore,
     path: object_store::path::Path,
     size: u64,
 }
@@ -378,7 +379,7 @@ struct SegmentReader {
 impl SegmentReader {
     fn new(store: &SegmentStore, segment: &SegmentMeta) -> Self {
         SegmentReader {
-            store: store.inner(),
+            store: store.clone(),
             path: segment.object_path(),
             size: segment.parquet_bytes,
         }
