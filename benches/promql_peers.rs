@@ -160,7 +160,7 @@ fn next_value(g: &mut Gen, rng: &mut SmallRng) -> f64 {
     g.value = match g.kind {
         Kind::Counter(max) => g.value + (rng.random_range(0.0..max) * 15.0).round(),
         Kind::Bucket(share) => g.value + (share * 15.0 * rng.random_range(0.5..1.5)).round(),
-        Kind::Gauge(level) if level == 1.0 => 1.0,
+        Kind::Gauge(1.0) => 1.0,
         Kind::Gauge(level) => (level * rng.random_range(0.9..1.1)).round(),
     };
     g.value
@@ -741,7 +741,7 @@ fn main() {
         .build()
         .expect("runtime");
     if let Err(e) = runtime.block_on(run(options)) {
-        eprintln!("promql_peers: {e}");
+        println!("promql_peers: {e}");
         std::process::exit(1);
     }
 }
