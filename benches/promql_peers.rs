@@ -160,7 +160,7 @@ fn next_value(g: &mut Gen, rng: &mut SmallRng) -> f64 {
     g.value = match g.kind {
         Kind::Counter(max) => g.value + (rng.random_range(0.0..max) * 15.0).round(),
         Kind::Bucket(share) => g.value + (share * 15.0 * rng.random_range(0.5..1.5)).round(),
-        Kind::Gauge(level) if level == 1.0 => 1.0,
+        Kind::Gauge(1.0) => 1.0,
         Kind::Gauge(level) => (level * rng.random_range(0.9..1.1)).round(),
     };
     g.value
@@ -168,7 +168,7 @@ fn next_value(g: &mut Gen, rng: &mut SmallRng) -> f64 {
 
 /// Encodes the whole data set as remote_write bodies, `rounds[r]` covering steps
 /// `r*STEPS_PER_REQUEST ..` for every series, in chunks of `SERIES_PER_REQUEST`.
-fn encode(series: &mut [Gen], first_ms: i64, steps: usize) -> Vec<Vec<bytes::Bytes>> {
+fn encode(series: &mut [Gen], first_ms: i64, steps: usize) -> Vec<Vec<axum::body::Bytes>> {
     let mut rng = SmallRng::seed_from_u64(11);
     let mut rounds = Vec::new();
     let mut step = 0;
@@ -197,7 +197,7 @@ fn encode(series: &mut [Gen], first_ms: i64, steps: usize) -> Vec<Vec<bytes::Byt
             let compressed = snap::raw::Encoder::new()
                 .compress_vec(&raw)
                 .expect("snappy");
-            bodies.push(bytes::Bytes::from(compressed));
+            bodies.push(axum::body::Bytes::from(compressed));
         }
         rounds.push(bodies);
         step += count;
@@ -323,7 +323,7 @@ async fn wait_ready(server: &mut Server, client: &reqwest::Client) -> Result<(),
 }
 
 /// Posts one body, retrying 429/5xx (as Prometheus' remote_write client does).
-async fn post(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> Result<(), String> {
+async fn post(client: &reqwest::Client, url: &str, body: &axum::body::Bytes) -> Result<(), String> {
     for attempt in 0..60u64 {
         let result = client
             .post(url)
@@ -352,9 +352,9 @@ async fn post(client: &reqwest::Client, url: &str, body: &bytes::Bytes) -> Resul
 }
 
 /// Sends every round to every target: the chunks of a round concurrently, rounds in order.
-async fn load(client: &reqwest::Client, targets: &[String], rounds: &[Vec<bytes::Bytes>]) {
+async fn load(client: &reqwest::Client, targets: &[String], rounds: &[Vec<axum::body::Bytes>]) {
     for bodies in rounds {
-        let jobs: Vec<(String, bytes::Bytes)> = targets
+        let jobs: Vec<(String, axum::body::Bytes)> = targets
             .iter()
             .flat_map(|url| bodies.iter().map(move |b| (url.clone(), b.clone())))
             .collect();
@@ -464,12 +464,12 @@ fn compare(ours: &Answer, theirs: &Answer) -> Vec<String> {
             problems.push(format!("{key}: {} points vs {}", mine.len(), values.len()));
             continue;
         }
-        for (a, b) in mine.iter().zip(values) {
+        for (i, (a, b)) in mine.iter().zip(values).enumerate() {
             let equal = (a.is_nan() && b.is_nan())
                 || a == b
                 || (a - b).abs() <= 1e-6 * a.abs().max(b.abs());
             if !equal {
-                problems.push(format!("{key}: {a} vs {b}"));
+                problems.push(format!("{key}: point {i}: {a} vs {b}"));
                 break;
             }
         }
@@ -668,7 +668,15 @@ async fn run(options: Options) -> Result<(), String> {
             );
             match phase {
                 "prometheus" => row.prometheus = Some(timing),
-                "hot" => row.hot = Some(timing),
+                "hot" => {
+                    if let Some(theirs) = &row.prometheus {
+                        let problems = compare(&timing.answer, &theirs.answer);
+                        if !problems.is_empty() {
+                            println!("    hot answer differs: {}", problems.join("; "));
+                        }
+                    }
+                    row.hot = Some(timing);
+                }
                 _ => {
                     if let Some(theirs) = &row.prometheus {
                         let problems = compare(&timing.answer, &theirs.answer);
@@ -733,7 +741,7 @@ fn main() {
         .build()
         .expect("runtime");
     if let Err(e) = runtime.block_on(run(options)) {
-        eprintln!("promql_peers: {e}");
+        println!("promql_peers: {e}");
         std::process::exit(1);
     }
 }

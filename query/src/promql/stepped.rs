@@ -561,7 +561,123 @@ impl Evaluator {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use proto::TenantId;
+    use storage::metrics::{MetricsWrite, Sample as WriteSample, SeriesWrite};
+    use storage::series::Labels;
+    use storage::{Config as StorageConfig, Storage};
+
+    use super::super::{Engine, Value};
     use super::*;
+    use crate::{Config, QueryContext};
+
+    /// Counters and gauges that start and stop inside the query range, with a counter
+    /// reset, a staleness marker and a gap; samples never on a step boundary.
+    async fn engine() -> (Engine, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<Storage> = Storage::open(StorageConfig::default(), dir.path())
+            .await
+            .unwrap();
+        let stale = f64::from_bits(super::super::value::STALE_NAN_BITS);
+        let mut series = Vec::new();
+        for i in 0..12i64 {
+            let labels = Labels::new(vec![
+                (
+                    "__name__".into(),
+                    if i % 3 == 2 { "g" } else { "c_total" }.into(),
+                ),
+                ("job".into(), format!("j{}", i % 2)),
+                ("instance".into(), format!("i{i}")),
+            ])
+            .unwrap();
+            let (first, last) = (i * 7, 200 - i * 5);
+            let samples = (first..last)
+                .filter(|k| !(i == 4 && (90..110).contains(k)))
+                .map(|k| {
+                    let ts_ms = 1_000_000 + k * 15_000 + 1_234 + i;
+                    let value = match (i % 3, k) {
+                        (2, _) => ((k * 37 + i) % 50) as f64,
+                        (_, k) if i == 1 && k > 120 => (k - 120) as f64,
+                        _ => (k * (i + 1)) as f64,
+                    };
+                    let value = if i == 5 && k == 150 { stale } else { value };
+                    WriteSample { ts_ms, value }
+                })
+                .collect();
+            series.push(SeriesWrite {
+                labels,
+                samples,
+                exemplars: Vec::new(),
+            });
+        }
+        storage
+            .append_metrics(
+                &TenantId::default(),
+                &MetricsWrite {
+                    series,
+                    metadata: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+        let context = QueryContext::with_storage(Config::default(), storage, TenantId::default());
+        (Engine::new(context), dir)
+    }
+
+    #[tokio::test]
+    async fn stepped_range_queries_equal_instant_queries_at_every_step() {
+        let (engine, _dir) = engine().await;
+        let tenant = TenantId::default();
+        let (start, end, step) = (1_000_000, 1_000_000 + 55 * 60_000, 60_000);
+        for query in [
+            "c_total",
+            "rate(c_total[5m])",
+            "sum by (job) (rate(c_total[5m]))",
+            "avg without (instance) (g)",
+            "max(max_over_time(g[3m] offset 2m))",
+            "count(increase(c_total[10m] @ 2500))",
+            "stddev by (job) (irate(c_total[1m]))",
+            "histogram_quantile(0.9, sum by (le) (rate(c_total[5m])))",
+            "topk(2, sum by (instance) (rate(c_total[5m])))",
+            "sum(rate(c_total[5m])) / sum(rate(c_total[5m] offset 5m))",
+        ] {
+            let Value::Matrix(range) = engine
+                .range(&tenant, query, start, end, step)
+                .await
+                .unwrap()
+                .value
+            else {
+                panic!("{query}: not a matrix");
+            };
+            let mut t = start;
+            while t <= end {
+                let Value::Vector(instant) = engine.instant(&tenant, query, t).await.unwrap().value
+                else {
+                    panic!("{query}: not a vector");
+                };
+                for sample in &instant {
+                    let series = range
+                        .iter()
+                        .find(|s| s.labels == sample.labels)
+                        .unwrap_or_else(|| panic!("{query} at {t}: no {:?}", sample.labels));
+                    let point = series.points.iter().find(|p| p.0 == t);
+                    assert_eq!(
+                        point.map(|p| p.1.to_bits()),
+                        Some(sample.v.to_bits()),
+                        "{query} at {t} for {:?}",
+                        sample.labels
+                    );
+                }
+                let in_range = range
+                    .iter()
+                    .filter(|s| s.points.iter().any(|p| p.0 == t))
+                    .count();
+                assert_eq!(in_range, instant.len(), "{query} at {t}");
+                t += step;
+            }
+        }
+    }
 
     #[test]
     fn steps_find_their_index() {
