@@ -6,7 +6,11 @@
 //! Lines are appended straight into the storage engine (no HTTP), flushed to segments
 //! (Parquet + full-text index) so the searches run on the cold path.
 //!
-//! Run: `LOG_BENCH_LINES=1000000 cargo bench --bench log_search` (default 1 M lines).
+//! The peers are `grep -c` and, when installed, `rg -c` (ripgrep) over the raw text of
+//! the same lines (`<service> <body>` per line), in the same run.
+//!
+//! Run: `LOG_BENCH_LINES=10000000 cargo bench --bench log_search` (default 1 M lines;
+//! `LOG_BENCH_FLUSH_LINES`, default 2 M, lines per flushed segment).
 
 use std::io::Write;
 use std::process::Command;
@@ -96,7 +100,12 @@ fn main() {
     let base_ns: i64 = now_ns - total as i64 * 1_000_000;
     let mut raw = std::io::BufWriter::new(std::fs::File::create(&raw_path).expect("raw file"));
     let mut rng = 0x9e3779b97f4a7c15u64;
+    let flush_every: usize = std::env::var("LOG_BENCH_FLUSH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     let mut written = 0;
+    let mut since_flush = 0;
     while written < total {
         let n = BATCH.min(total - written);
         let records: Vec<LogRecord> = (written..written + n)
@@ -119,6 +128,11 @@ fn main() {
             .block_on(storage.append_logs(&tenant, batch))
             .expect("append");
         written += n;
+        since_flush += n;
+        if since_flush >= flush_every {
+            runtime.block_on(storage.flush()).expect("flush");
+            since_flush = 0;
+        }
     }
     raw.flush().expect("raw flush");
     drop(raw);
@@ -149,10 +163,11 @@ fn main() {
             "connection refused",
         ),
     ];
+    let ripgrep = Command::new("rg").arg("--version").output().is_ok();
     let _ = writeln!(
         out,
-        "{:<24} {:>12} {:>14} {:>10} {:>14} {:>12}",
-        "query", "page p50 ms", "count p50 ms", "hits", "grep -c ms", "grep hits"
+        "{:<24} {:>12} {:>14} {:>10} {:>12} {:>10} {:>10}",
+        "query", "page p50 ms", "count p50 ms", "hits", "grep -c ms", "rg -c ms", "grep hits"
     );
     for (name, q, service, needle) in cases {
         let request = LogSearch {
@@ -188,27 +203,37 @@ fn main() {
             Some(s) => format!("^{s} .*{needle}"),
             None => needle.to_string(),
         };
-        let mut grep_times = Vec::new();
-        let mut grep_hits = String::new();
-        for _ in 0..3 {
-            let t = Instant::now();
-            let output = Command::new("grep")
-                .arg("-c")
-                .arg(&pattern)
-                .arg(&raw_path)
-                .output()
-                .expect("grep");
-            grep_times.push(t.elapsed());
-            grep_hits = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        }
+        let peer = |program: &str| {
+            let mut times = Vec::new();
+            let mut hits = String::new();
+            for _ in 0..3 {
+                let t = Instant::now();
+                let output = Command::new(program)
+                    .arg("-c")
+                    .arg(&pattern)
+                    .arg(&raw_path)
+                    .output()
+                    .expect("peer");
+                times.push(t.elapsed());
+                hits = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            }
+            (median(times).as_secs_f64() * 1e3, hits)
+        };
+        let (grep_ms, grep_hits) = peer("grep");
+        let rg_ms = if ripgrep {
+            format!("{:.2}", peer("rg").0)
+        } else {
+            "-".to_string()
+        };
         let _ = writeln!(
             out,
-            "{:<24} {:>12.2} {:>14.2} {:>10} {:>14.2} {:>12}",
+            "{:<24} {:>12.2} {:>14.2} {:>10} {:>12.2} {:>10} {:>10}",
             name,
             median(page_times).as_secs_f64() * 1e3,
             median(count_times).as_secs_f64() * 1e3,
             hits,
-            median(grep_times).as_secs_f64() * 1e3,
+            grep_ms,
+            rg_ms,
             grep_hits
         );
     }

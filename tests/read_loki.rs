@@ -821,3 +821,177 @@ async fn live_tail_sends_matching_lines() {
         .collect();
     assert_eq!(got, BTreeSet::from([MYSQL, DECLINED]));
 }
+
+/// A range query with Grafana's `X-Loki-Response-Encoding-Flags: categorize-labels`
+/// header (sent by Explore and Logs Drilldown): the raw body.
+async fn categorized(server: &common::TestServer, t0: i64, query: &str, flags: &str) -> Value {
+    let params = [
+        ("query", query.to_string()),
+        ("start", t0.to_string()),
+        ("end", at(t0, 60).to_string()),
+        ("limit", "1000".to_string()),
+        ("direction", "backward".to_string()),
+        ("step", "1s".to_string()),
+    ];
+    let response = reqwest::Client::new()
+        .get(format!("{}{LOKI}/query_range", server.url()))
+        .header("X-Loki-Response-Encoding-Flags", flags)
+        .query(&params)
+        .send()
+        .await
+        .expect("query_range");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+/// `(stream labels, line, structuredMetadata, parsed)` per entry of a categorized answer.
+type CategorizedEntry = (
+    BTreeMap<String, String>,
+    String,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+);
+
+fn categorized_entries(body: &Value) -> Vec<CategorizedEntry> {
+    assert_eq!(
+        body["data"]["encodingFlags"],
+        json!(["categorize-labels"]),
+        "{body}"
+    );
+    let mut out = Vec::new();
+    for stream in body["data"]["result"].as_array().expect("result") {
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(stream["stream"].clone()).expect("labels");
+        for value in stream["values"].as_array().expect("values") {
+            assert_eq!(value.as_array().map(Vec::len), Some(3), "{value}");
+            let categories = value[2].as_object().expect("categories object");
+            assert!(
+                categories
+                    .keys()
+                    .all(|k| k == "structuredMetadata" || k == "parsed"),
+                "{value}"
+            );
+            let group = |name: &str| -> BTreeMap<String, String> {
+                match categories.get(name) {
+                    Some(map) => {
+                        let map: BTreeMap<String, String> =
+                            serde_json::from_value(map.clone()).expect("label map");
+                        assert!(!map.is_empty(), "empty {name} is left out: {value}");
+                        map
+                    }
+                    None => BTreeMap::new(),
+                }
+            };
+            out.push((
+                labels.clone(),
+                value[1].as_str().expect("line").to_string(),
+                group("structuredMetadata"),
+                group("parsed"),
+            ));
+        }
+    }
+    out
+}
+
+async fn check_categorized(server: &common::TestServer, t0: i64, phase: &str) {
+    // Structured metadata pushed with a Loki line stays out of the stream labels.
+    let body = categorized(
+        server,
+        t0,
+        r#"{service_name="checkout"}"#,
+        "categorize-labels",
+    )
+    .await;
+    let entries = categorized_entries(&body);
+    assert_eq!(entries.len(), 1, "{phase}: {body}");
+    let (labels, line, metadata, parsed) = &entries[0];
+    assert_eq!(line, RETRY);
+    assert_eq!(labels["service_name"], "checkout", "{phase}");
+    assert_eq!(labels["pod"], "checkout-0", "{phase}");
+    assert!(!labels.contains_key("trace_id"), "{phase}: {labels:?}");
+    assert_eq!(metadata["trace_id"], TRACE, "{phase}");
+    assert_eq!(metadata["user"], "u1", "{phase}");
+    assert!(parsed.is_empty(), "{phase}: {parsed:?}");
+
+    // Parsed labels go to `parsed`; entries group by their stream labels alone.
+    let body = categorized(server, t0, r#"{job="api"} | json"#, "categorize-labels").await;
+    let entries = categorized_entries(&body);
+    assert_eq!(entries.len(), 4, "{phase}: {body}");
+    let served: Vec<&CategorizedEntry> = entries
+        .iter()
+        .filter(|e| e.1 == SERVED_AL || e.1 == SERVED_BO)
+        .collect();
+    assert_eq!(served.len(), 2, "{phase}");
+    assert_eq!(served[0].0, served[1].0, "{phase}: one stream for both");
+    let al = served.iter().find(|e| e.1 == SERVED_AL).expect("al");
+    assert_eq!(al.0["job"], "api", "{phase}");
+    assert_eq!(al.0["level"], "info", "{phase}");
+    assert!(!al.0.contains_key("status"), "{phase}: {:?}", al.0);
+    assert_eq!(al.3["status"], "500", "{phase}");
+    assert_eq!(al.3["user_name"], "al", "{phase}");
+    assert_eq!(al.3["took"], "250ms", "{phase}");
+    assert!(al.2.is_empty(), "{phase}: {:?}", al.2);
+    let mysql = entries.iter().find(|e| e.1 == MYSQL).expect("mysql");
+    assert_eq!(
+        mysql.3["__error__"], "JSONParserErr",
+        "{phase}: {:?}",
+        mysql.3
+    );
+    // The flag list may carry other flags.
+    let body = categorized(
+        server,
+        t0,
+        r#"{job="api"} | json"#,
+        "other, categorize-labels",
+    )
+    .await;
+    assert_eq!(categorized_entries(&body).len(), 4, "{phase}");
+
+    // OTLP attributes and ids are structured metadata, resource service name a label.
+    let body = categorized(
+        server,
+        t0,
+        r#"{service_name="cart"} |= "failed""#,
+        "categorize-labels",
+    )
+    .await;
+    let entries = categorized_entries(&body);
+    assert_eq!(entries.len(), 1, "{phase}: {body}");
+    let (labels, line, metadata, _) = &entries[0];
+    assert_eq!(line, CART_FAILED);
+    assert_eq!(labels["service_name"], "cart", "{phase}");
+    assert_eq!(metadata["trace_id"], TRACE, "{phase}");
+    assert_eq!(metadata["http_status_code"], "503", "{phase}");
+    assert_eq!(metadata["process_pid"], "42", "{phase}");
+
+    // Metric queries carry the flag too; without the header nothing changes.
+    let body = categorized(
+        server,
+        t0,
+        r#"sum(count_over_time({job="api"}[1m]))"#,
+        "categorize-labels",
+    )
+    .await;
+    assert_eq!(body["data"]["resultType"], "matrix", "{phase}");
+    assert_eq!(body["data"]["encodingFlags"], json!(["categorize-labels"]));
+    let body = categorized(server, t0, r#"{job="api"} | json"#, "something-else").await;
+    assert!(
+        body["data"].get("encodingFlags").is_none(),
+        "{phase}: {body}"
+    );
+    for stream in body["data"]["result"].as_array().expect("result") {
+        for value in stream["values"].as_array().expect("values") {
+            assert_eq!(value.as_array().map(Vec::len), Some(2), "{phase}: {value}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categorize_labels_encoding() {
+    let server = common::TestServer::start().await;
+    let t0 = t0();
+    write_all(&server, t0).await;
+    check_categorized(&server, t0, "hot").await;
+    flush(&server).await;
+    check_categorized(&server, t0, "cold").await;
+}

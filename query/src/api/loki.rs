@@ -180,6 +180,29 @@ fn matrix_json(value: Value, steps: &Steps) -> Json_ {
     }
 }
 
+/// The value of `X-Loki-Response-Encoding-Flags` that asks for per-entry label categories.
+const CATEGORIZE_LABELS: &str = "categorize-labels";
+
+/// True when the request asks for Loki's `categorize-labels` response encoding (header
+/// `X-Loki-Response-Encoding-Flags`, a comma-separated list of flags).
+fn wants_categorized_labels(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("x-loki-response-encoding-flags")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|flag| flag.trim() == CATEGORIZE_LABELS)
+}
+
+/// Adds `encodingFlags` to a response's `data` object when the request asked for them.
+fn with_encoding_flags(mut data: Json_, categorize: bool) -> Json_ {
+    if categorize && let Some(object) = data.as_object_mut() {
+        object.insert("encodingFlags".into(), json!([CATEGORIZE_LABELS]));
+    }
+    data
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_log_query(
     context: &QueryContext,
     tenant: &proto::TenantId,
@@ -188,34 +211,73 @@ async fn run_log_query(
     end_ns: i64,
     limit: usize,
     direction: Direction,
+    categorize: bool,
 ) -> Result<Response> {
     let started = Instant::now();
     let evaluator = Evaluator {
         storage: context.storage()?,
         tenant,
     };
-    let streams = evaluator
-        .streams(log, start_ns, end_ns, limit, direction)
-        .await?;
-    let entries: usize = streams.iter().map(|s| s.entries.len()).sum();
-    let bytes: usize = streams
-        .iter()
-        .flat_map(|s| s.entries.iter().map(|e| e.1.len()))
-        .sum();
-    let result: Vec<Json_> = streams
-        .into_iter()
-        .map(|s| {
-            let values: Vec<Json_> = s
-                .entries
-                .into_iter()
-                .map(|(ts, line)| json!([ts.to_string(), line]))
-                .collect();
-            json!({"stream": s.labels, "values": values})
-        })
-        .collect();
-    Ok(Json(json!({"status":"success","data":{
-        "resultType":"streams","result":result,"stats":stats(entries, bytes, started)}}))
-    .into_response())
+    let (result, entries, bytes) = if categorize {
+        // Each value is [ts, line, {"structuredMetadata": {...}, "parsed": {...}}], the
+        // object always present, its members only when non-empty.
+        let streams = evaluator
+            .categorized_streams(log, start_ns, end_ns, limit, direction)
+            .await?;
+        let mut entries = 0;
+        let mut bytes = 0;
+        let result: Vec<Json_> = streams
+            .into_iter()
+            .map(|s| {
+                let values: Vec<Json_> = s
+                    .entries
+                    .into_iter()
+                    .map(|e| {
+                        entries += 1;
+                        bytes += e.line.len();
+                        let mut categories = serde_json::Map::new();
+                        if !e.structured_metadata.is_empty() {
+                            categories
+                                .insert("structuredMetadata".into(), json!(e.structured_metadata));
+                        }
+                        if !e.parsed.is_empty() {
+                            categories.insert("parsed".into(), json!(e.parsed));
+                        }
+                        json!([e.ts_ns.to_string(), e.line, categories])
+                    })
+                    .collect();
+                json!({"stream": s.labels, "values": values})
+            })
+            .collect();
+        (result, entries, bytes)
+    } else {
+        let streams = evaluator
+            .streams(log, start_ns, end_ns, limit, direction)
+            .await?;
+        let entries: usize = streams.iter().map(|s| s.entries.len()).sum();
+        let bytes: usize = streams
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.1.len()))
+            .sum();
+        let result: Vec<Json_> = streams
+            .into_iter()
+            .map(|s| {
+                let values: Vec<Json_> = s
+                    .entries
+                    .into_iter()
+                    .map(|(ts, line)| json!([ts.to_string(), line]))
+                    .collect();
+                json!({"stream": s.labels, "values": values})
+            })
+            .collect();
+        (result, entries, bytes)
+    };
+    let data =
+        json!({"resultType":"streams","result":result,"stats":stats(entries, bytes, started)});
+    Ok(
+        Json(json!({"status":"success","data":with_encoding_flags(data, categorize)}))
+            .into_response(),
+    )
 }
 
 async fn query_range(
@@ -225,6 +287,7 @@ async fn query_range(
     body: Bytes,
 ) -> Response {
     let params = params_of(raw, &body);
+    let categorize = wants_categorized_labels(&headers);
     answer(context, headers, |context, tenant| async move {
         let text = params
             .get("query")
@@ -242,6 +305,7 @@ async fn query_range(
                     (end - 1).max(start),
                     limit_of(&params)?,
                     direction_of(&params)?,
+                    categorize,
                 )
                 .await
             }
@@ -258,9 +322,12 @@ async fn query_range(
                 };
                 let value = evaluator.metric(&metric, &steps).await?;
                 let result = matrix_json(value, &steps);
-                Ok(Json(json!({"status":"success","data":{
-                    "resultType":"matrix","result":result,"stats":stats(0, 0, started)}}))
-                .into_response())
+                let data =
+                    json!({"resultType":"matrix","result":result,"stats":stats(0, 0, started)});
+                Ok(
+                    Json(json!({"status":"success","data":with_encoding_flags(data, categorize)}))
+                        .into_response(),
+                )
             }
         }
     })
@@ -274,6 +341,7 @@ async fn query(
     body: Bytes,
 ) -> Response {
     let params = params_of(raw, &body);
+    let categorize = wants_categorized_labels(&headers);
     answer(context, headers, |context, tenant| async move {
         let started = Instant::now();
         let text = params
@@ -314,7 +382,10 @@ async fn query(
                 json!({"resultType":"vector","result":result,"stats":stats(0, 0, started)})
             }
         };
-        Ok(Json(json!({"status":"success","data":data})).into_response())
+        Ok(
+            Json(json!({"status":"success","data":with_encoding_flags(data, categorize)}))
+                .into_response(),
+        )
     })
     .await
 }

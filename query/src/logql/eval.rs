@@ -17,6 +17,30 @@ pub const MAX_STEPS: usize = 11_000;
 /// Most series a metric query may produce.
 pub const MAX_SERIES: usize = 50_000;
 
+/// One entry of a log query result with its labels split the way Loki's
+/// `categorize-labels` response encoding splits them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategorizedEntry {
+    /// Time, Unix nanoseconds.
+    pub ts_ns: i64,
+    /// The (possibly reformatted) line.
+    pub line: String,
+    /// The entry's structured metadata (after the pipeline's `drop` / `keep`).
+    pub structured_metadata: Labels,
+    /// Labels the pipeline added (parsers, `label_format`, errors).
+    pub parsed: Labels,
+}
+
+/// A stream of a log query result in the `categorize-labels` encoding: keyed by the
+/// stream labels alone, each entry carrying its own metadata and parsed labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategorizedStream {
+    /// Stream labels (as the pipeline left them, without extracted labels).
+    pub labels: Labels,
+    /// Entries in the requested direction.
+    pub entries: Vec<CategorizedEntry>,
+}
+
 /// A stream of a log query result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stream {
@@ -167,6 +191,51 @@ impl Evaluator<'_> {
         Ok(lines
             .iter()
             .filter_map(|line| entry_of(log, line))
+            .collect())
+    }
+
+    /// Runs a log query over `[start_ns, end_ns]` and groups the entries by their stream
+    /// labels only, separating structured metadata and parsed labels per entry (Loki's
+    /// `categorize-labels` encoding).
+    pub async fn categorized_streams(
+        &self,
+        log: &LogExpr,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        direction: Direction,
+    ) -> Result<Vec<CategorizedStream>> {
+        let scan = scan_for(log, start_ns, end_ns);
+        let keep = |line: &LogLine| entry_of(log, line).is_some();
+        let lines = fetch::lines(
+            self.storage,
+            self.tenant,
+            &scan,
+            &keep,
+            Some(limit),
+            direction,
+        )
+        .await?;
+        let mut streams: BTreeMap<Labels, Vec<CategorizedEntry>> = BTreeMap::new();
+        for line in &lines {
+            let Some(entry) = entry_of(log, line) else {
+                continue;
+            };
+            let original = line.stream_labels();
+            let (stream, parsed): (Labels, Labels) = entry
+                .labels
+                .into_iter()
+                .partition(|(name, _)| original.contains_key(name));
+            streams.entry(stream).or_default().push(CategorizedEntry {
+                ts_ns: entry.ts_ns,
+                line: entry.line,
+                structured_metadata: entry.metadata,
+                parsed,
+            });
+        }
+        Ok(streams
+            .into_iter()
+            .map(|(labels, entries)| CategorizedStream { labels, entries })
             .collect())
     }
 

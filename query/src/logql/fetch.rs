@@ -1,9 +1,11 @@
 //! Reading log lines out of storage for a time range, newest (or oldest) first, with a
 //! pushed-down service, trace and text filter and a row predicate on top.
 //!
-//! Each segment's candidate rows (from its full-text index) are read once; with a
-//! limit, rows older (newer, forward) than the current page's last line are skipped
-//! before a line is built.
+//! Without a limit, each segment's candidate rows (from its full-text index) are read
+//! once. With a limit the read is late-materialised: storage first returns the time of
+//! every candidate row (index + timestamp column), the best `limit`-ish rows by time
+//! are read in full, and further rounds run only while a remaining candidate could
+//! still make the page. Histograms need the times alone ([`times`]).
 
 use std::sync::Arc;
 
@@ -15,6 +17,10 @@ use crate::{Error, Result};
 
 /// Most lines one request may hold in memory before it fails as too large.
 pub const MAX_LINES: usize = 2_000_000;
+/// Most rows one round of a late-materialised read fetches in full.
+const MAX_ROUND: usize = 1 << 18;
+/// Most candidate rows (time and row number only, 16 bytes each) one request may hold.
+pub const MAX_CANDIDATES: usize = 64_000_000;
 
 /// Order of the lines returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,34 +55,82 @@ pub async fn lines(
         sort(&mut out, direction);
         return Ok(out);
     };
-    let mut out = Vec::new();
-    // Lines beyond the current page's worst line can never make the page: skip
-    // building them.
-    for batch in storage.scan_logs(tenant, scan).await? {
+    let timeline = storage.log_timeline(tenant, scan, false).await?;
+    check_candidates(timeline.len())?;
+    // Candidates as (time, source, row), best first once sorted.
+    let mut candidates: Vec<(i64, u32, u32)> = Vec::with_capacity(timeline.len());
+    for (index, source) in timeline.sources.iter().enumerate() {
+        candidates.extend(
+            source
+                .ts
+                .iter()
+                .zip(&source.rows)
+                .map(|(ts, row)| (*ts, index as u32, *row)),
+        );
+    }
+    let better = |a: &(i64, u32, u32), b: &(i64, u32, u32)| match direction {
+        Direction::Backward => b.0.cmp(&a.0),
+        Direction::Forward => a.0.cmp(&b.0),
+    };
+    let mut out: Vec<LogLine> = Vec::new();
+    // Late materialisation: read the best-by-time candidates in growing rounds until
+    // the page is full and no remaining candidate can displace its worst line.
+    let mut round = limit.saturating_mul(2).clamp(256, MAX_ROUND);
+    while !candidates.is_empty() {
         if out.len() >= limit {
             sort(&mut out, direction);
             out.truncate(limit);
+            let worst = out.last().map_or(i64::MIN, |l| l.ts_ns);
+            let can_improve = candidates.iter().any(|c| match direction {
+                Direction::Backward => c.0 >= worst,
+                Direction::Forward => c.0 <= worst,
+            });
+            if !can_improve {
+                break;
+            }
         }
-        let worst = (out.len() >= limit)
-            .then(|| out.last().map(|l| l.ts_ns))
-            .flatten();
-        let could_make_page = |ts: i64| match (worst, direction) {
-            (None, _) => true,
-            (Some(w), Direction::Backward) => ts >= w,
-            (Some(w), Direction::Forward) => ts <= w,
-        };
-        let mut rows = Vec::new();
-        read_batch(
-            &batch,
-            |ts, _| in_range(ts) && could_make_page(ts),
-            &mut rows,
-        )?;
-        out.extend(rows.into_iter().filter(|line| keep(line)));
+        let take = round.min(candidates.len());
+        if take < candidates.len() {
+            candidates.select_nth_unstable_by(take, better);
+        }
+        let mut chosen: Vec<(u32, u32)> = candidates.drain(..take).map(|c| (c.1, c.2)).collect();
+        chosen.sort_unstable();
+        for group in chosen.chunk_by(|a, b| a.0 == b.0) {
+            let source = &timeline.sources[group[0].0 as usize];
+            let rows: Vec<u32> = group.iter().map(|c| c.1).collect();
+            for batch in storage.read_timeline_rows(source, &rows, scan).await? {
+                let mut lines = Vec::new();
+                read_batch(&batch, |ts, _| in_range(ts), &mut lines)?;
+                out.extend(lines.into_iter().filter(|line| keep(line)));
+            }
+        }
         check_size(out.len())?;
+        round = round.saturating_mul(4).min(MAX_ROUND);
     }
     sort(&mut out, direction);
     out.truncate(limit);
     Ok(out)
+}
+
+/// Returns the time of every row matching `scan` (no order), reading the timestamp
+/// column only where the full-text index answers the scan exactly: for histograms.
+pub async fn times(storage: &Arc<Storage>, tenant: &TenantId, scan: &LogScan) -> Result<Vec<i64>> {
+    let timeline = storage.log_timeline(tenant, scan, true).await?;
+    check_candidates(timeline.len())?;
+    let mut out = Vec::with_capacity(timeline.len());
+    for source in &timeline.sources {
+        out.extend_from_slice(&source.ts);
+    }
+    Ok(out)
+}
+
+fn check_candidates(count: usize) -> Result<()> {
+    if count > MAX_CANDIDATES {
+        return Err(Error::TooLarge(format!(
+            "the query matches more than {MAX_CANDIDATES} log lines; narrow the time range or the filter"
+        )));
+    }
+    Ok(())
 }
 
 /// Calls `f(ts_ns, body)` for every row matching `scan` (no order), without building

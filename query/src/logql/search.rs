@@ -165,6 +165,28 @@ impl SearchExpr {
         }
     }
 
+    /// The text predicate equivalent to this expression, when there is one.
+    fn exact_text(&self) -> Option<TextQuery> {
+        match self {
+            SearchExpr::Text(text) => Some(text.clone()),
+            SearchExpr::And(parts) => parts
+                .iter()
+                .map(SearchExpr::exact_text)
+                .collect::<Option<Vec<_>>>()
+                .map(|mut texts| match texts.len() {
+                    1 => texts.remove(0),
+                    _ => TextQuery::And(texts),
+                }),
+            SearchExpr::Or(parts) => parts
+                .iter()
+                .map(SearchExpr::exact_text)
+                .collect::<Option<Vec<_>>>()
+                .map(TextQuery::Or),
+            SearchExpr::Not(part) => part.exact_text().map(|t| TextQuery::Not(Box::new(t))),
+            SearchExpr::Field { .. } | SearchExpr::All => None,
+        }
+    }
+
     /// True when the expression only looks at the body (storage confirms it exactly).
     fn body_only(&self) -> bool {
         match self {
@@ -565,7 +587,16 @@ pub async fn count_by_bucket(
             *count += 1;
         }
     };
-    if expr.body_only() || *expr == SearchExpr::All {
+    let exact = match expr {
+        SearchExpr::All => prepared.scan.text.is_none(),
+        other => other.body_only() && other.exact_text() == prepared.scan.text,
+    };
+    if exact {
+        // The scan says it all: count from the times of the matching rows alone.
+        for ts in fetch::times(storage, tenant, &prepared.scan).await? {
+            count(ts);
+        }
+    } else if expr.body_only() {
         // Only the body matters: count without building lines.
         fetch::visit(storage, tenant, &prepared.scan, |ts, body| {
             if expr.matches_body(body) {
