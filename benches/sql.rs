@@ -13,7 +13,6 @@
 //! ~0.65 M spans and ~1.3 M log lines).
 
 #[path = "workload.rs"]
-#[allow(dead_code)]
 mod workload;
 
 use std::io::Write;

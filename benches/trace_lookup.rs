@@ -10,7 +10,6 @@
 //! Run: `TRACE_BENCH_SPANS=10000000 cargo bench --bench trace_lookup` (default 1 M).
 
 #[path = "workload.rs"]
-#[allow(dead_code)]
 mod workload;
 
 use std::io::Write;

@@ -344,7 +344,7 @@ async fn paging_many_hits_hot_and_cold() {
             flush(&server).await;
         }
     }
-    expected.sort_by(|a, b| b.0.cmp(&a.0));
+    expected.sort_by_key(|e| std::cmp::Reverse(e.0));
     for limit in [7, 100, 5_000] {
         let got = all_pages(&server, t0, "request", limit).await;
         assert_eq!(got.len(), expected.len(), "limit {limit}");
