@@ -354,6 +354,26 @@ pub fn compare(
     out
 }
 
+/// [`mine`] on the blocking pool: mining is CPU work of seconds on large windows and
+/// must not hold an async worker (that would stall every other request, ingest included).
+pub async fn mine_blocking(lines: Arc<Vec<LogLine>>, step_ns: i64) -> Result<Vec<Pattern>> {
+    tokio::task::spawn_blocking(move || mine(&lines, step_ns))
+        .await
+        .map_err(|e| Error::Internal(format!("pattern mining failed: {e}")))
+}
+
+/// [`compare`] on the blocking pool (see [`mine_blocking`]).
+pub async fn compare_blocking(
+    baseline: Vec<LogLine>,
+    baseline_ns: i64,
+    incident: Arc<Vec<LogLine>>,
+    incident_ns: i64,
+) -> Result<Vec<PatternChange>> {
+    tokio::task::spawn_blocking(move || compare(&baseline, baseline_ns, &incident, incident_ns))
+        .await
+        .map_err(|e| Error::Internal(format!("pattern comparison failed: {e}")))
+}
+
 /// Reads the lines of `services` (all when empty) in `[start_ns, end_ns]` for mining.
 pub async fn lines(
     storage: &Arc<Storage>,

@@ -12,6 +12,8 @@
 //! Times: Unix nanoseconds (integers of more than 10 digits), Unix seconds (with an
 //! optional fraction) or RFC 3339; default the last hour.
 
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -288,8 +290,9 @@ async fn patterns_route(
             return Err(Error::BadRequest("too many buckets; raise the step".into()));
         }
         let data = with_timeout(&context, async {
-            let incident = patterns::lines(storage, &tenant, &services, start, end).await?;
-            let mined = patterns::mine(&incident, step_ns);
+            let incident =
+                Arc::new(patterns::lines(storage, &tenant, &services, start, end).await?);
+            let mined = patterns::mine_blocking(incident.clone(), step_ns).await?;
             let mut data = json!({"patterns": mined});
             if let (Some(bs), Some(be)) = (params.get("baseline_start"), params.get("baseline_end"))
             {
@@ -301,12 +304,13 @@ async fn patterns_route(
                     ));
                 }
                 let baseline = patterns::lines(storage, &tenant, &services, bs, be).await?;
-                let changes = patterns::compare(
-                    &baseline,
+                let changes = patterns::compare_blocking(
+                    baseline,
                     be.saturating_sub(bs),
-                    &incident,
+                    incident,
                     end.saturating_sub(start),
-                );
+                )
+                .await?;
                 data["changes"] =
                     serde_json::to_value(changes).map_err(|e| Error::Internal(e.to_string()))?;
             }

@@ -7,6 +7,7 @@
 //! bound keeps the label browser fast on large ranges.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -822,7 +823,7 @@ async fn patterns_route(
             None => (end.saturating_sub(start) / 100).max(10_000_000_000),
         };
         let lines = metadata_lines(&context, &tenant, selector.as_ref(), start, end).await?;
-        let mined = patterns::mine(&lines, step_ns);
+        let mined = patterns::mine_blocking(Arc::new(lines), step_ns).await?;
         let data: Vec<Json_> = mined
             .iter()
             .map(|p| {
