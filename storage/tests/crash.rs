@@ -202,9 +202,18 @@ async fn acknowledged_writes_survive_sigkill() {
         );
         assert!(spans.len() >= all_acked.len(), "round {round}: spans lost");
         storage.close().await.unwrap();
-        // The next child continues after everything written so far, acked or not.
+        // The next child continues after everything written so far, acked or not. The
+        // three appends of one sequence number are independent, so a kill can leave a
+        // durable span of a number whose log line never made it: count spans too, or the
+        // next child would write that span a second time.
+        let span_max = spans
+            .iter()
+            .map(|(_, span)| u64::from_be_bytes(span.0))
+            .max();
         next = unique
             .iter()
+            .copied()
+            .chain(span_max)
             .max()
             .map_or(next, |m| m + 1)
             .max(all_acked.iter().max().map_or(0, |m| m + 1));
