@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 pub const ACCESS_KEY: &str = "sightline-test";
 pub const SECRET_KEY: &str = "sightline-test-secret";
@@ -179,17 +179,7 @@ impl Seaweed {
                 .is_ok_and(|r| r.status().is_success());
             if created {
                 let client = self.client(bucket);
-                // Ready means writable: the first write also waits for the volume server
-                // to register and grow its volumes, which on a loaded machine can take
-                // longer than a test's request timeout.
-                let probe = ObjectPath::from("sightline-ready-probe");
-                if client.list_with_delimiter(None).await.is_ok()
-                    && client
-                        .put(&probe, PutPayload::from_static(b"ready"))
-                        .await
-                        .is_ok()
-                {
-                    let _ = client.delete(&probe).await;
+                if client.list_with_delimiter(None).await.is_ok() {
                     return;
                 }
             }
