@@ -84,68 +84,70 @@ async fn start_in(dir: std::path::PathBuf) -> (common::TestServer, String) {
     (server, format!("http://{es}"))
 }
 
+/// One request with an optional JSON body: the status and the answer parsed as JSON
+/// (`Null` when the answer has no JSON body, as for HEAD or a refusal in plain text).
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_and_policies_survive_a_restart() {
+    use reqwest::Method;
     use serde_json::{Value, json};
     let data = tempfile::tempdir().expect("tempdir");
     let (server, es) = start_in(data.path().to_path_buf()).await;
     let prefixed = format!("{}/es", server.url());
     let client = reqwest::Client::new();
-    let template_path = "/_index_template/filebeat-8.17.0";
+    let template = format!("{es}/_index_template/filebeat-8.17.0");
 
     // Filebeat: HEAD (404), PUT, then the next start finds it.
-    let head = client
-        .head(format!("{es}{template_path}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 404);
-    let put = client
-        .put(format!("{es}{template_path}"))
-        .json(&filebeat_template())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(call(&client, Method::HEAD, &template, None).await.0, 404);
     assert_eq!(
-        put.json::<Value>().await.unwrap(),
-        json!({"acknowledged": true})
+        call(&client, Method::PUT, &template, Some(&filebeat_template())).await,
+        (200, json!({"acknowledged": true}))
     );
     let legacy = json!({"index_patterns": ["logstash-*"], "order": 0, "settings": {"index.refresh_interval": "5s"}});
-    let put = client
-        .put(format!("{prefixed}/_template/logstash"))
-        .json(&legacy)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
     let policy =
         json!({"policy": {"phases": {"hot": {"actions": {"rollover": {"max_age": "30d"}}}}}});
-    let put = client
-        .put(format!("{es}/_ilm/policy/logstash-policy"))
-        .json(&policy)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
     let component = json!({"template": {"settings": {"number_of_shards": 1}}});
-    let put = client
-        .put(format!("{es}/_component_template/ecs-base"))
-        .json(&component)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    let scratch = json!({"index_patterns": ["scratch-*"]});
+    for (url, body) in [
+        (format!("{prefixed}/_template/logstash"), &legacy),
+        (format!("{es}/_ilm/policy/logstash-policy"), &policy),
+        (format!("{es}/_component_template/ecs-base"), &component),
+        (format!("{es}/_index_template/scratch"), &scratch),
+    ] {
+        assert_eq!(
+            call(&client, Method::PUT, &url, Some(body)).await.0,
+            200,
+            "{url}"
+        );
+    }
 
     // Refusals: create=true on a taken name, a body that is not JSON, a bad name.
-    let again = client
-        .put(format!("{es}{template_path}?create=true"))
-        .json(&filebeat_template())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 400);
-    let error: Value = again.json().await.unwrap();
+    let (status, error) = call(
+        &client,
+        Method::PUT,
+        &format!("{template}?create=true"),
+        Some(&filebeat_template()),
+    )
+    .await;
+    assert_eq!(status, 400);
     assert_eq!(error["error"]["type"], "resource_already_exists_exception");
     let garbage = client
         .put(format!("{es}/_index_template/other"))
@@ -155,29 +157,21 @@ async fn templates_and_policies_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(garbage.status(), 400);
-    let bad_name = client
-        .put(format!("{es}/_index_template/_hidden"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_name.status(), 400);
-    let scratch = client
-        .put(format!("{es}/_index_template/scratch"))
-        .json(&json!({"index_patterns": ["scratch-*"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scratch.status(), 200);
-    let deleted = client
-        .delete(format!("{es}/_index_template/scratch"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
+    let bad_name = format!("{es}/_index_template/_hidden");
+    assert_eq!(
+        call(&client, Method::PUT, &bad_name, Some(&json!({})))
+            .await
+            .0,
+        400
+    );
+    let scratch_url = format!("{es}/_index_template/scratch");
+    assert_eq!(
+        call(&client, Method::DELETE, &scratch_url, None).await.0,
+        200
+    );
     // Another tenant sees none of them.
     let other = client
-        .get(format!("{es}{template_path}"))
+        .get(&template)
         .header("X-Scope-OrgID", "other")
         .send()
         .await
@@ -188,44 +182,30 @@ async fn templates_and_policies_survive_a_restart() {
     server.stop().await;
     let (server, es) = start_in(data.path().to_path_buf()).await;
     let prefixed = format!("{}/es", server.url());
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let (status, body) = call(&client, Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            body
+        }
+    };
 
     for base in [&es, &prefixed] {
-        let head = client
-            .head(format!("{base}{template_path}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(head.status(), 200, "{base}");
-        let got: Value = client
-            .get(format!("{base}{template_path}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{base}/_index_template/filebeat-8.17.0");
         assert_eq!(
-            got,
+            call(&client, Method::HEAD, &url, None).await.0,
+            200,
+            "{base}"
+        );
+        assert_eq!(
+            get(url).await,
             json!({"index_templates": [{"name": "filebeat-8.17.0", "index_template": filebeat_template()}]})
         );
     }
-    let listed: Value = client
-        .get(format!("{es}/_index_template/filebeat-*"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get(format!("{es}/_index_template/filebeat-*")).await;
     assert_eq!(listed["index_templates"].as_array().unwrap().len(), 1);
-    let all: Value = client
-        .get(format!("{es}/_index_template"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all = get(format!("{es}/_index_template")).await;
     let names: Vec<&str> = all["index_templates"]
         .as_array()
         .unwrap()
@@ -233,46 +213,20 @@ async fn templates_and_policies_survive_a_restart() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["filebeat-8.17.0"], "scratch was deleted");
-    let legacy_back: Value = client
-        .get(format!("{es}/_template/logstash"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let legacy_back: Value = get(format!("{es}/_template/logstash")).await;
     assert_eq!(
         legacy_back["logstash"]["index_patterns"],
         json!(["logstash-*"])
     );
     assert_eq!(legacy_back["logstash"]["settings"], legacy["settings"]);
-    let policy_back: Value = client
-        .get(format!("{es}/_ilm/policy/logstash-policy"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let policy_back = get(format!("{es}/_ilm/policy/logstash-policy")).await;
     assert_eq!(policy_back["logstash-policy"]["policy"], policy["policy"]);
     assert_eq!(policy_back["logstash-policy"]["version"], 1);
-    let component_back: Value = client
-        .get(format!("{es}/_component_template/ecs-base"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        component_back,
+        get(format!("{es}/_component_template/ecs-base")).await,
         json!({"component_templates": [{"name": "ecs-base", "component_template": component}]})
     );
-    let gone = client
-        .head(format!("{es}/_index_template/scratch"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), 404);
+    let scratch_url = format!("{es}/_index_template/scratch");
+    assert_eq!(call(&client, Method::HEAD, &scratch_url, None).await.0, 404);
     server.stop().await;
 }

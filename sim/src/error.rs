@@ -29,12 +29,16 @@ pub enum Error {
         body: String,
     },
     /// The server stayed overloaded (429/503) through every retry.
-    #[error("{url} still overloaded after {attempts} attempts")]
+    #[error("{url} still overloaded after {attempts} attempts (last answer {status}: {body})")]
     GaveUp {
         /// The URL.
         url: String,
         /// Attempts made.
         attempts: u32,
+        /// The last answer's HTTP status.
+        status: u16,
+        /// The start of the last answer's body (the server says why it is busy).
+        body: String,
     },
     /// The generator task panicked or was cancelled.
     #[error("the generator stopped unexpectedly: {0}")]

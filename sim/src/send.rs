@@ -49,6 +49,7 @@ impl Sender {
         let url = format!("{}{}", self.base_url, payload.path);
         let mut backoff = Duration::from_millis(100);
         let mut connect_failures = 0;
+        let mut last_busy = (0_u16, String::new());
         for attempt in 1..=MAX_ATTEMPTS {
             let mut request = self
                 .client
@@ -122,13 +123,18 @@ impl Sender {
                 .map_or(backoff, |seconds| {
                     Duration::from_secs(seconds).min(MAX_RETRY_AFTER)
                 });
-            debug!(%url, status = status.as_u16(), ?wait, attempt, "server busy, retrying");
+            let body = response.text().await.unwrap_or_default();
+            debug!(%url, status = status.as_u16(), ?wait, attempt, %body, "server busy, retrying");
+            last_busy = (status.as_u16(), truncate(&body));
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(MAX_RETRY_AFTER);
         }
+        let (status, body) = last_busy;
         Err(Error::GaveUp {
             url,
             attempts: MAX_ATTEMPTS,
+            status,
+            body,
         })
     }
 }
