@@ -164,6 +164,20 @@ struct Window<'a> {
 }
 
 impl Evaluator {
+    /// Adds an annotation to the response's `warnings`, once.
+    pub(crate) fn add_warning(&mut self, text: String) {
+        if !self.warnings.contains(&text) {
+            self.warnings.push(text);
+        }
+    }
+
+    /// Adds an annotation to the response's `infos`, once.
+    pub(crate) fn add_info(&mut self, text: String) {
+        if !self.infos.contains(&text) {
+            self.infos.push(text);
+        }
+    }
+
     /// Builds an evaluator for a query evaluated from `start` to `end`.
     pub(crate) fn new(
         query_start: i64,

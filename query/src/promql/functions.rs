@@ -10,7 +10,7 @@ use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
 use super::eval::{Evaluator, check_duplicates, unparen};
-use super::go_strings::valid_label_name;
+use super::go_strings::{go_quote, valid_label_name};
 use super::value::{
     Lbls, Matrix, MeanAcc, NAME, Sample, Val, VarAcc, del, get, go_max, go_min, kahan_inc,
     quantile, set,
@@ -303,12 +303,12 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             let q = ev.eval_scalar(arg(c, 0)?, t)?;
             let v = ev.eval_vector(arg(c, 1)?, t)?;
             if !(0.0..=1.0).contains(&q) && !q.is_nan() {
-                ev.warnings.push(format!(
+                ev.add_warning(format!(
                     "PromQL warning: quantile value should be between 0 and 1, got {q}"
                 ));
             }
-            Ok(Val::Vector(classic_histogram(ev, v, t, |b| {
-                bucket_quantile(q, b)
+            Ok(Val::Vector(classic_histogram(ev, v, t, |b, forced| {
+                bucket_quantile(q, b, forced)
             })))
         }
         "histogram_quantiles" => {
@@ -322,7 +322,9 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
                 } else {
                     super::value::format_float(q)
                 };
-                for mut s in classic_histogram(ev, v.clone(), t, |b| bucket_quantile(q, b)) {
+                for mut s in
+                    classic_histogram(ev, v.clone(), t, |b, forced| bucket_quantile(q, b, forced))
+                {
                     set(&mut s.labels, &label, &text);
                     out.push(s);
                 }
@@ -333,7 +335,7 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             let lower = ev.eval_scalar(arg(c, 0)?, t)?;
             let upper = ev.eval_scalar(arg(c, 1)?, t)?;
             let v = ev.eval_vector(arg(c, 2)?, t)?;
-            Ok(Val::Vector(classic_histogram(ev, v, t, |b| {
+            Ok(Val::Vector(classic_histogram(ev, v, t, |b, _| {
                 bucket_fraction(lower, upper, b)
             })))
         }
@@ -379,6 +381,9 @@ fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         let Some(v) = range_value(name, &s.points, &m, &scalars, t)? else {
             continue;
         };
+        if let Some(info) = non_counter_info(name, &s.labels) {
+            ev.add_info(info);
+        }
         out.push(Sample {
             labels: s.labels.clone(),
             t,
@@ -727,16 +732,21 @@ fn absent_labels(expr: &Expr) -> Lbls {
 
 /// Groups classic `le` buckets by their other labels and reduces each group with `f`.
 fn classic_histogram(
-    _ev: &mut Evaluator,
+    ev: &mut Evaluator,
     v: Vec<Sample>,
     t: i64,
-    f: impl Fn(&mut Vec<(f64, f64)>) -> f64,
+    f: impl Fn(&mut Vec<(f64, f64)>, &mut bool) -> f64,
 ) -> Vec<Sample> {
     let mut order: Vec<Lbls> = Vec::new();
     let mut groups: HashMap<Lbls, Vec<(f64, f64)>> = HashMap::new();
     for s in v {
         let le = get(&s.labels, "le");
         let Some(bound) = parse_go_float(le) else {
+            ev.add_warning(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {} for metric name {}",
+                go_quote(le),
+                go_quote(get(&s.labels, NAME))
+            ));
             continue;
         };
         let mut key = s.labels.clone();
@@ -752,7 +762,15 @@ fn classic_histogram(
     let mut out = Vec::new();
     for key in order {
         let mut buckets = groups.remove(&key).unwrap_or_default();
-        let v = f(&mut buckets);
+        let mut forced = false;
+        let v = f(&mut buckets, &mut forced);
+        if forced {
+            // Prometheus names the bucket group, which has lost `__name__` by then
+            // (without its delayed-name-removal flag), so the name is always "".
+            ev.add_info(
+                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (and may give inaccurate results) for metric name \"\"".to_string(),
+            );
+        }
         out.push(Sample {
             labels: key,
             t,
@@ -761,6 +779,21 @@ fn classic_histogram(
         });
     }
     out
+}
+
+/// Prometheus' info for `rate`/`increase` over a float series whose name does not
+/// look like a counter's.
+pub(crate) fn non_counter_info(func: &str, labels: &Lbls) -> Option<String> {
+    let name = get(labels, NAME);
+    let counter_like = ["_total", "_sum", "_count", "_bucket"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix));
+    (matches!(func, "rate" | "increase") && !name.is_empty() && !counter_like).then(|| {
+        format!(
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {}",
+            go_quote(name)
+        )
+    })
 }
 
 fn parse_go_float(s: &str) -> Option<f64> {
@@ -802,7 +835,7 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
 }
 
 /// Prometheus' classic-bucket quantile.
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>, forced_monotonic: &mut bool) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -822,8 +855,13 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
         if curr == prev {
             continue;
         }
-        if almost_equal(prev, curr, 1e-12) || curr < prev {
+        if almost_equal(prev, curr, 1e-12) {
             bucket.1 = prev;
+            continue;
+        }
+        if curr < prev {
+            bucket.1 = prev;
+            *forced_monotonic = true;
             continue;
         }
         prev = curr;
@@ -995,9 +1033,15 @@ mod tests {
     #[test]
     fn classic_quantile_interpolates_within_a_bucket() {
         let mut b = vec![(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)];
-        assert!((bucket_quantile(0.75, &mut b) - 0.15).abs() < 1e-12);
+        let mut forced = false;
+        assert!((bucket_quantile(0.75, &mut b, &mut forced) - 0.15).abs() < 1e-12);
         let mut b = vec![(1.0, 0.0), (f64::INFINITY, 0.0)];
-        assert!(bucket_quantile(0.5, &mut b).is_nan());
+        assert!(bucket_quantile(0.5, &mut b, &mut forced).is_nan());
+        assert!(!forced);
+        // A bucket below its predecessor is raised to it, and that is reported.
+        let mut b = vec![(0.1, 50.0), (0.2, 40.0), (f64::INFINITY, 100.0)];
+        assert!((bucket_quantile(0.25, &mut b, &mut forced) - 0.05).abs() < 1e-12);
+        assert!(forced);
     }
 
     #[test]

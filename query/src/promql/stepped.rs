@@ -24,7 +24,7 @@ use promql_parser::parser::{AggregateExpr, Call, Expr, MatrixSelector, VectorSel
 
 use super::aggregate::group_labels;
 use super::eval::{Evaluator, offset_ms, unparen};
-use super::functions::range_value;
+use super::functions::{non_counter_info, range_value};
 use super::value::{Lbls, Matrix, MeanAcc, Sample, Series, VarAcc, is_stale, kahan_inc};
 use crate::Result;
 
@@ -378,7 +378,15 @@ impl Evaluator {
         let out = match unparen(expr) {
             Expr::VectorSelector(vs) => self.stepped_selector(vs, steps)?,
             Expr::Call(c) => match range_call(c) {
-                Some((ms, scalars)) => self.stepped_range_function(c, ms, &scalars, steps)?,
+                Some((ms, scalars)) => {
+                    let out = self.stepped_range_function(c, ms, &scalars, steps)?;
+                    for s in &out.series {
+                        if let Some(info) = non_counter_info(c.func.name, &s.labels) {
+                            self.add_info(info);
+                        }
+                    }
+                    out
+                }
                 None => return Err(crate::Error::Internal("not a stepped call".into())),
             },
             Expr::Aggregate(a) => {

@@ -445,3 +445,57 @@ async fn operator_floods_are_refused_before_parsing() {
     let regex = format!("up{{job=~\"{}\"}}", vec!["a-b"; 5_000].join("|"));
     assert!(parse_checked(&regex).is_ok());
 }
+
+#[tokio::test]
+async fn annotations_name_what_prometheus_names() {
+    let points: Vec<(i64, f64)> = (1..=8).map(|i| (i * 15_000, i as f64)).collect();
+    let (e, _d) = engine(vec![
+        (labels(&[("__name__", "queue_depth")]), points.clone()),
+        (labels(&[("__name__", "calls_total")]), points.clone()),
+        (
+            labels(&[("__name__", "latency_bucket"), ("le", "0.1")]),
+            points.iter().map(|(t, v)| (*t, v * 2.0)).collect(),
+        ),
+        (
+            labels(&[("__name__", "latency_bucket"), ("le", "+Inf")]),
+            points.clone(),
+        ),
+        (
+            labels(&[("__name__", "latency_bucket"), ("le", "fast")]),
+            points.clone(),
+        ),
+    ])
+    .await;
+    let tenant = TenantId::default();
+    let non_counter = "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"queue_depth\"";
+    for query in ["rate(queue_depth[1m])", "increase(queue_depth[1m])"] {
+        let instant = e.instant(&tenant, query, 120_000).await.unwrap();
+        assert_eq!(instant.infos, [non_counter], "{query}");
+        let range = e
+            .range(&tenant, query, 60_000, 120_000, 15_000)
+            .await
+            .unwrap();
+        assert_eq!(range.infos, [non_counter], "{query} over a range: once");
+    }
+    for query in ["rate(calls_total[1m])", "delta(queue_depth[1m])"] {
+        let result = e.instant(&tenant, query, 120_000).await.unwrap();
+        assert!(result.infos.is_empty(), "{query}: {:?}", result.infos);
+    }
+    // `le="fast"` is skipped with a warning; the 0.1 bucket above +Inf is raised to it.
+    let result = e
+        .instant(&tenant, "histogram_quantile(0.5, latency_bucket)", 120_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        result.warnings,
+        [
+            "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"fast\" for metric name \"latency_bucket\""
+        ]
+    );
+    assert_eq!(
+        result.infos,
+        [
+            "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (and may give inaccurate results) for metric name \"\""
+        ]
+    );
+}
