@@ -149,8 +149,12 @@ impl Storage {
             batches.push(segment::read(&self.store, input, |_| true, None).await?);
         }
         let level = inputs.iter().map(|s| s.level).max().unwrap_or(0) + 1;
+        let ranks = match table {
+            Table::Samples => self.metric_ranks(tenant),
+            _ => Arc::default(),
+        };
         let encoded = self
-            .blocking(move |config| merge(table, batches, config))
+            .blocking(move |config| merge(table, batches, &ranks, config))
             .await?;
         let merged = self.upload(tenant, encoded, level).await?;
         let change = CatalogChange {
@@ -256,10 +260,12 @@ impl Storage {
     }
 }
 
-/// Merges the rows of several segments of one table into one sorted segment.
+/// Merges the rows of several segments of one table into one sorted segment (samples:
+/// in the layout of a flushed segment, `ranks` being [`Storage::metric_ranks`]).
 fn merge(
     table: Table,
     inputs: Vec<Vec<RecordBatch>>,
+    ranks: &[u32],
     config: &crate::Config,
 ) -> Result<EncodedSegment> {
     let level = config.zstd_level_compacted;
@@ -275,17 +281,21 @@ fn merge(
                 }
             }
             rows.sort_unstable_by_key(|(id, ts, order, _)| (*id, *ts, *order));
-            let (mut ids, mut ts, mut values) = (Vec::new(), Vec::new(), Vec::<f64>::new());
+            let mut series: Vec<(u64, Vec<i64>, Vec<f64>)> = Vec::new();
             for (id, t, _, v) in rows {
-                if ids.last() == Some(&id) && ts.last() == Some(&t) {
-                    *values.last_mut().expect("pushed") = v;
-                } else {
-                    ids.push(id);
-                    ts.push(t);
-                    values.push(v);
+                match series.last_mut() {
+                    Some((last, ts, values)) if *last == id => {
+                        if ts.last() == Some(&t) {
+                            *values.last_mut().expect("pushed with its time") = v;
+                        } else {
+                            ts.push(t);
+                            values.push(v);
+                        }
+                    }
+                    _ => series.push((id, vec![t], vec![v])),
                 }
             }
-            flush::encode_samples(ids, ts, values, level, config.row_group_rows)
+            flush::encode_samples(series, ranks, level, config.row_group_rows)
         }
         Table::Exemplars => {
             let sorted = segment::sort_batches(&EXEMPLARS_SCHEMA, &batches, &[0, 1])?;

@@ -25,10 +25,9 @@ use crate::manifest::{SegmentMeta, Table, segment_path};
 use crate::memtable::{Generation, TenantMemtable};
 use crate::metrics::{Exemplar, MetricMetadata, MetricType};
 use crate::model::{
-    EXEMPLARS_SCHEMA, LOGS_SCHEMA, METADATA_SCHEMA, SERIES_SCHEMA, SPANS_SCHEMA, log_col,
-    samples_batch, span_col,
+    EXEMPLARS_SCHEMA, LOGS_SCHEMA, METADATA_SCHEMA, SERIES_SCHEMA, SPANS_SCHEMA, log_col, span_col,
 };
-use crate::sample_codec::{self, SAMPLES_FILE_SCHEMA};
+use crate::sample_codec;
 use crate::series::Labels;
 use crate::{Error, FlushReport, Result, segment, textindex};
 
@@ -72,7 +71,8 @@ impl Storage {
         let mut removed = Vec::new();
         for generation in &frozen {
             for (tenant, memtable) in generation.tenants() {
-                for encoded in self.encode_memtable(&memtable).await? {
+                let ranks = self.metric_ranks(&tenant);
+                for encoded in self.encode_memtable(&memtable, ranks).await? {
                     added.push(self.upload(&tenant, encoded, 0).await?);
                 }
             }
@@ -175,21 +175,51 @@ impl Storage {
             .map_err(|e| Error::Task(e.to_string()))?
     }
 
-    async fn encode_memtable(&self, memtable: &Arc<TenantMemtable>) -> Result<Vec<EncodedSegment>> {
+    /// The rank of each series' metric name among the tenant's metric names, by series
+    /// id (ids are dense per tenant), for [`encode_samples`]: samples files keep one
+    /// metric's series together.
+    pub(crate) fn metric_ranks(&self, tenant: &TenantId) -> Arc<Vec<u32>> {
+        let Some(catalog) = self.existing_catalog(tenant) else {
+            return Arc::default();
+        };
+        let index = catalog.series.read().unwrap_or_else(|p| p.into_inner());
+        let names: Vec<Option<&str>> = (0..index.next_id())
+            .map(|id| index.labels(SeriesId(id)).map(Labels::metric_name))
+            .collect();
+        let mut distinct: Vec<&str> = names.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let ranks = names
+            .iter()
+            .map(|name| {
+                name.and_then(|n| distinct.binary_search(&n).ok())
+                    .map_or(u32::MAX, |r| r as u32)
+            })
+            .collect();
+        Arc::new(ranks)
+    }
+
+    async fn encode_memtable(
+        &self,
+        memtable: &Arc<TenantMemtable>,
+        ranks: Arc<Vec<u32>>,
+    ) -> Result<Vec<EncodedSegment>> {
         let memtable = memtable.clone();
         self.blocking(move |config| {
             let level = config.zstd_level_flush;
             let mut out = Vec::new();
             let series = memtable.all_series();
             if !series.is_empty() {
-                let (ids, ts, values) = flatten_series(series.into_iter().map(|(id, buffer)| {
-                    let (ts, values) = buffer.sorted_points();
-                    (id, ts, values)
-                }));
+                let series = series
+                    .into_iter()
+                    .map(|(id, buffer)| {
+                        let (ts, values) = buffer.sorted_points();
+                        (id, ts, values)
+                    })
+                    .collect();
                 out.push(encode_samples(
-                    ids,
-                    ts,
-                    values,
+                    series,
+                    &ranks,
                     level,
                     config.row_group_rows,
                 )?);
@@ -252,37 +282,28 @@ impl Storage {
     }
 }
 
-/// Concatenates per-series sorted points into sorted columns.
-pub(crate) fn flatten_series(
-    series: impl Iterator<Item = (u64, Vec<i64>, Vec<f64>)>,
-) -> (Vec<u64>, Vec<i64>, Vec<f64>) {
-    let (mut ids, mut ts, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    for (id, series_ts, series_values) in series {
-        ids.extend(std::iter::repeat_n(id, series_ts.len()));
-        ts.extend(series_ts);
-        values.extend(series_values);
-    }
-    (ids, ts, values)
-}
-
 const NS_PER_MS: i64 = 1_000_000;
 
-/// Encodes samples already sorted by (series, time).
+/// Encodes samples given per series (each in strictly increasing time order) in the
+/// layout of [`sample_codec::SampleWindows`], with the run index in the footer; `ranks`
+/// is [`Storage::metric_ranks`].
 pub(crate) fn encode_samples(
-    ids: Vec<u64>,
-    ts: Vec<i64>,
-    values: Vec<f64>,
+    series: Vec<(u64, Vec<i64>, Vec<f64>)>,
+    ranks: &[u32],
     level: i32,
     row_group_rows: usize,
 ) -> Result<EncodedSegment> {
-    let rows = ids.len() as u64;
-    let min_ts = ts.iter().copied().min().unwrap_or(0);
-    let max_ts = ts.iter().copied().max().unwrap_or(0);
-    let batch = sample_codec::to_file(&samples_batch(ids, ts, values)?)?;
+    let windows = sample_codec::SampleWindows::new(series, |id| {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| ranks.get(i).copied())
+            .unwrap_or(u32::MAX)
+    });
+    let (rows, min_ts, max_ts) = (windows.rows, windows.min_ts, windows.max_ts);
     let properties = segment::writer_properties(Table::Samples, level, row_group_rows, 0)?;
     Ok(EncodedSegment {
         table: Table::Samples,
-        parquet: segment::encode(&SAMPLES_FILE_SCHEMA, &[batch], properties)?,
+        parquet: segment::encode_samples(windows, properties)?,
         index: None,
         rows,
         min_time_ns: min_ts.saturating_mul(NS_PER_MS),

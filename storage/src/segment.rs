@@ -1,14 +1,17 @@
 //! Parquet encoding of segments, and the row-group pruning reader.
 //!
 //! Each table has its own writer settings, chosen for its reads (PERF-NOTES §3, §5, §6):
-//! samples are sorted by (series, time) with delta-coded ids and times and
-//! byte-stream-split values; logs by (service, time) with small body pages; spans by
-//! (trace id, start) with a bloom filter on the trace id.
+//! samples are grouped by time window, then metric, then series, in time order (see
+//! `sample_codec`), with delta-coded ids and times, byte-stream-split values, small
+//! pages and a run index in the footer, so a read decodes about the rows it selects;
+//! logs by (service, time) with small body pages; spans by (trace id, start) with a
+//! bloom filter on the trace id.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{Array, BooleanArray, Float64Array, Int8Array, Int64Array, RecordBatch};
 use arrow::compute::{
     SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
 };
@@ -24,13 +27,14 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{KeyValue, PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::metadata::{RowGroupMetaData, SortingColumn};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
 use crate::manifest::{SegmentMeta, Table};
+use crate::sample_codec::{RUNS_KEY, SAMPLES_FILE_SCHEMA, SampleRuns, SampleWindows};
 use crate::store::SegmentStore;
 use crate::{Error, Result};
 
@@ -68,7 +72,10 @@ pub(crate) fn writer_properties(
             .set_column_encoding(column("mantissa"), Encoding::DELTA_BINARY_PACKED)
             .set_column_encoding(column("scale"), Encoding::DELTA_BINARY_PACKED)
             .set_column_encoding(column("value"), Encoding::BYTE_STREAM_SPLIT)
-            .set_sorting_columns(sorting(&[0, 1])),
+            // Small pages: a read of a few series decodes little more than their rows
+            // (pages not selected are neither fetched nor decoded).
+            .set_data_page_row_count_limit(SAMPLE_PAGE_ROWS)
+            .set_write_batch_size(SAMPLE_PAGE_ROWS),
         Table::Exemplars => builder
             .set_column_dictionary_enabled(column("ts_ms"), false)
             .set_column_encoding(column("ts_ms"), Encoding::DELTA_BINARY_PACKED)
@@ -123,6 +130,36 @@ pub(crate) fn encode(
             .write(batch)
             .map_err(|e| Error::parquet("writing parquet", e))?;
     }
+    writer
+        .close()
+        .map_err(|e| Error::parquet("closing parquet writer", e))?;
+    Ok(out)
+}
+
+/// Rows per data page of samples files.
+const SAMPLE_PAGE_ROWS: usize = 1024;
+
+/// Encodes a samples file window by window: each time window as its own row groups,
+/// the run index in the footer under [`RUNS_KEY`].
+pub(crate) fn encode_samples(
+    mut windows: SampleWindows,
+    properties: WriterProperties,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, SAMPLES_FILE_SCHEMA.clone(), Some(properties))
+        .map_err(|e| Error::parquet("creating parquet writer", e))?;
+    while let Some((ids, ts, values)) = windows.next_window() {
+        let batch = crate::sample_codec::to_file(&crate::model::samples_batch(ids, ts, values)?)?;
+        writer
+            .write(&batch)
+            .map_err(|e| Error::parquet("writing parquet", e))?;
+        // A window never shares a row group with the next one.
+        writer
+            .flush()
+            .map_err(|e| Error::parquet("writing parquet", e))?;
+    }
+    let runs = crate::sample_codec::encode_runs(&windows.runs)?;
+    writer.append_key_value_metadata(KeyValue::new(RUNS_KEY.to_string(), runs));
     writer
         .close()
         .map_err(|e| Error::parquet("closing parquet writer", e))?;
@@ -367,6 +404,204 @@ async fn read_inner(
     }
     Ok((batches, read_rows))
 }
+
+/// A planned read of some series' samples in a samples file with a run index: the row
+/// groups, the rows of the wanted series in them, and which series each piece is.
+#[derive(Debug)]
+pub(crate) struct SamplePlan {
+    groups: Vec<usize>,
+    selection: RowSelection,
+    /// `(series id, rows)` of each piece of selected rows, in file order.
+    pieces: Vec<(u64, usize)>,
+}
+
+/// Parsed run indexes, by the footer they were parsed from. An entry is valid while
+/// that footer is alive (the weak pointer upgrades to the same allocation), so this
+/// holds no more than the footers cached by the segment store, and a stale entry is
+/// never used for another file.
+#[allow(clippy::type_complexity)]
+static RUN_INDEXES: LazyLock<Mutex<HashMap<usize, (Weak<ParquetMetaData>, Arc<SampleRuns>)>>> =
+    LazyLock::new(Mutex::default);
+
+/// The run index of a samples file, parsed once per footer; `None` for files written
+/// before it existed (or with an index that does not match the file).
+fn sample_runs(metadata: &ArrowReaderMetadata) -> Option<Arc<SampleRuns>> {
+    let footer = metadata.metadata();
+    let key = Arc::as_ptr(footer) as usize;
+    let mut cache = RUN_INDEXES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((owner, runs)) = cache.get(&key)
+        && owner.upgrade().is_some_and(|o| Arc::ptr_eq(&o, footer))
+    {
+        return Some(runs.clone());
+    }
+    let file = footer.file_metadata();
+    let text = file
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == RUNS_KEY)?
+        .value
+        .as_deref()?;
+    let runs = match crate::sample_codec::decode_runs(text, file.num_rows() as u64) {
+        Some(runs) => Arc::new(runs),
+        None => {
+            tracing::warn!("samples segment with a malformed run index; reading every row");
+            return None;
+        }
+    };
+    cache.retain(|_, (owner, _)| owner.strong_count() > 0);
+    cache.insert(key, (Arc::downgrade(footer), runs.clone()));
+    Some(runs)
+}
+
+/// Plans the read of the samples in `[start_ms, end_ms]` of the series `wanted` accepts:
+/// row groups pruned on their time statistics, then only the runs of wanted series in
+/// them. `None` when the file has no run index (the caller decodes it whole).
+pub(crate) async fn plan_sample_read(
+    store: &SegmentStore,
+    segment: &SegmentMeta,
+    start_ms: i64,
+    end_ms: i64,
+    wanted: impl Fn(u64) -> bool,
+) -> Result<Option<SamplePlan>> {
+    let metadata = metadata(store, segment).await?;
+    let Some(runs) = sample_runs(&metadata) else {
+        return Ok(None);
+    };
+    let mut pieces = Vec::new();
+    let mut groups = Vec::new();
+    let mut selectors = Vec::new();
+    let mut group_start = 0u64;
+    for (number, group) in metadata.metadata().row_groups().iter().enumerate() {
+        let (start, end) = (group_start, group_start + group.num_rows() as u64);
+        group_start = end;
+        if !i64_range(group, 1).is_none_or(|(lo, hi)| lo <= end_ms && hi >= start_ms) {
+            continue;
+        }
+        let group_selectors = selectors.len();
+        let group_pieces = pieces.len();
+        let mut cursor = start;
+        // The run holding the group's first row, then every run starting in the group.
+        let mut run = runs
+            .starts
+            .partition_point(|s| *s <= start)
+            .saturating_sub(1);
+        while run < runs.ids.len() && runs.starts[run] < end {
+            let id = runs.ids[run];
+            let from = runs.starts[run].max(start);
+            let to = runs.starts[run + 1].min(end);
+            run += 1;
+            if to <= from || !wanted(id) {
+                continue;
+            }
+            if from > cursor {
+                selectors.push(RowSelector::skip((from - cursor) as usize));
+            }
+            selectors.push(RowSelector::select((to - from) as usize));
+            pieces.push((id, (to - from) as usize));
+            cursor = to;
+        }
+        if pieces.len() == group_pieces {
+            selectors.truncate(group_selectors);
+            continue;
+        }
+        if end > cursor {
+            selectors.push(RowSelector::skip((end - cursor) as usize));
+        }
+        groups.push(number);
+    }
+    Ok(Some(SamplePlan {
+        groups,
+        selection: RowSelection::from(selectors),
+        pieces,
+    }))
+}
+
+/// Reads a planned selection (time, not series id: the plan knows the series) and hands
+/// each piece's samples in `[start_ms, end_ms]` to `sink`, in file order; only those
+/// rows' values are decoded. Returns false as soon as `sink` does.
+pub(crate) async fn read_planned_samples(
+    store: &SegmentStore,
+    segment: &SegmentMeta,
+    plan: SamplePlan,
+    start_ms: i64,
+    end_ms: i64,
+    mut sink: impl FnMut(u64, &[i64], &[f64]) -> bool,
+) -> Result<bool> {
+    if plan.pieces.is_empty() {
+        return Ok(true);
+    }
+    let context = || format!("reading segment {}", segment.path);
+    let corrupt = |reason: &str| Error::Corrupt {
+        what: segment.path.clone(),
+        reason: reason.to_string(),
+    };
+    let metadata = metadata(store, segment).await?;
+    let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), 1..5);
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+        SegmentReader::new(store, segment),
+        metadata,
+    )
+    .with_row_groups(plan.groups)
+    .with_row_selection(plan.selection)
+    .with_projection(mask)
+    .with_batch_size(SAMPLE_READ_BATCH)
+    .build()
+    .map_err(|e| Error::parquet(context(), e))?;
+    let mut pieces = plan.pieces.iter();
+    let mut current = pieces.next().copied();
+    let mut values = Vec::new();
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(|e| Error::parquet(context(), e))?
+    {
+        let columns = (
+            batch.column(0).as_any().downcast_ref::<Int64Array>(),
+            batch.column(1).as_any().downcast_ref::<Int64Array>(),
+            batch.column(2).as_any().downcast_ref::<Int8Array>(),
+            batch.column(3).as_any().downcast_ref::<Float64Array>(),
+        );
+        let (Some(ts), Some(mantissas), Some(scales), Some(floats)) = columns else {
+            return Err(corrupt("unexpected column types"));
+        };
+        let times = ts.values();
+        let mut position = 0;
+        while position < batch.num_rows() {
+            let Some((id, left)) = current.as_mut() else {
+                return Err(corrupt("more rows than its run index says"));
+            };
+            let take = (*left).min(batch.num_rows() - position);
+            let chunk = &times[position..position + take];
+            let from = position + chunk.partition_point(|t| *t < start_ms);
+            let to = position + chunk.partition_point(|t| *t <= end_ms);
+            if from < to {
+                values.clear();
+                crate::sample_codec::decode_values(
+                    mantissas,
+                    scales,
+                    floats,
+                    from..to,
+                    &mut values,
+                )?;
+                if !sink(*id, &times[from..to], &values) {
+                    return Ok(false);
+                }
+            }
+            position += take;
+            *left -= take;
+            if *left == 0 {
+                current = pieces.next().copied();
+            }
+        }
+    }
+    if current.is_some() {
+        return Err(corrupt("fewer rows than its run index says"));
+    }
+    Ok(true)
+}
+
+/// Rows per batch of a planned samples read.
+const SAMPLE_READ_BATCH: usize = 64 * 1024;
 
 /// Reads one segment file through the segment store (and its read cache, when the
 /// store is remote) with range requests: the footer, then only the chunks a read needs.
