@@ -7,17 +7,32 @@
 //! (the AWS shared-credentials format) or, without one, from `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`). With neither, opening fails: we
 //! never fall back to an instance-metadata lookup.
+//!
+//! Objects of `multipart_threshold` bytes or more (large merged segments) are uploaded
+//! as multipart uploads of `multipart_part_size` parts, a few parts at a time
+//! ([`MultipartPuts`]): one request per part instead of one long request that a
+//! timeout would restart from the beginning.
 
+use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
-use proto::HumanDuration;
+use object_store::{
+    BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RenameOptions, RetryConfig,
+};
+use proto::{ByteSize, HumanDuration};
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use crate::{Error, Result};
 
@@ -50,7 +65,20 @@ pub struct S3Config {
     pub request_timeout: HumanDuration,
     /// Retries of a request that failed with a server error or a timeout.
     pub max_retries: u32,
+    /// Objects at least this large are uploaded in parts (S3 multipart upload).
+    pub multipart_threshold: ByteSize,
+    /// Size of each part of a multipart upload but the last (S3 needs at least 5MiB).
+    pub multipart_part_size: ByteSize,
 }
+
+/// The smallest part S3 (and SeaweedFS, MinIO) accept, but for the last one.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// The largest part S3 accepts.
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// The most parts one S3 multipart upload may have.
+const MAX_PARTS: u64 = 10_000;
+/// Parts of one upload in flight at once.
+const PART_CONCURRENCY: usize = 4;
 
 impl Default for S3Config {
     fn default() -> Self {
@@ -62,6 +90,8 @@ impl Default for S3Config {
             credentials_file: None,
             request_timeout: HumanDuration::secs(30),
             max_retries: 3,
+            multipart_threshold: ByteSize::mib(64),
+            multipart_part_size: ByteSize::mib(16),
         }
     }
 }
@@ -87,6 +117,16 @@ impl S3Config {
         }
         if self.request_timeout.get().is_zero() {
             return invalid("storage.s3.request_timeout must be greater than zero".to_string());
+        }
+        let part = self.multipart_part_size.bytes();
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part) {
+            return invalid(format!(
+                "storage.s3.multipart_part_size must be within 5MiB..=5GiB (what S3 accepts), got {}",
+                self.multipart_part_size
+            ));
+        }
+        if self.multipart_threshold.bytes() == 0 {
+            return invalid("storage.s3.multipart_threshold must be greater than zero".to_string());
         }
         Ok(())
     }
@@ -136,8 +176,8 @@ pub(crate) struct S3Credentials {
     pub source: String,
 }
 
-impl std::fmt::Debug for S3Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("source", &self.source)
@@ -259,6 +299,11 @@ pub(crate) fn build_store(
     let s3 = builder
         .build()
         .map_err(|e| Error::object_store(format!("s3://{}", location.bucket), e))?;
+    let s3 = MultipartPuts {
+        inner: s3,
+        threshold: config.multipart_threshold.bytes(),
+        part_size: config.multipart_part_size.bytes(),
+    };
     Ok(if location.prefix.is_empty() {
         Arc::new(s3)
     } else {
@@ -299,9 +344,221 @@ pub(crate) async fn check_access(
     }
 }
 
+/// An object store that uploads large puts as multipart uploads: a put of `threshold`
+/// bytes or more (without a precondition, which a multipart upload cannot carry) is
+/// split into parts of `part_size` bytes, [`PART_CONCURRENCY`] uploaded at a time, then
+/// completed; on any failure the upload is aborted, so no parts are left behind.
+/// Everything else goes to the inner store unchanged.
+#[derive(Debug)]
+pub(crate) struct MultipartPuts<T> {
+    inner: T,
+    threshold: u64,
+    part_size: u64,
+}
+
+impl<T: fmt::Display> fmt::Display for MultipartPuts<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MultipartPuts({})", self.inner)
+    }
+}
+
+impl<T: ObjectStore> MultipartPuts<T> {
+    async fn put_in_parts(
+        &self,
+        location: &ObjectPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let PutOptions {
+            tags,
+            attributes,
+            extensions,
+            ..
+        } = opts;
+        let options = PutMultipartOptions {
+            tags,
+            attributes,
+            extensions,
+        };
+        let mut upload = self.inner.put_multipart_opts(location, options).await?;
+        let length = payload.content_length() as u64;
+        // A part size that keeps the upload within S3's part count.
+        let part_size = self.part_size.max(length.div_ceil(MAX_PARTS));
+        let parts: Vec<_> = split_payload(payload, part_size as usize)
+            .into_iter()
+            .map(|part| upload.put_part(part))
+            .collect();
+        let uploaded: object_store::Result<()> = futures::stream::iter(parts)
+            .buffer_unordered(PART_CONCURRENCY)
+            .try_collect()
+            .await;
+        let outcome = match uploaded {
+            Ok(()) => upload.complete().await,
+            Err(e) => Err(e),
+        };
+        if outcome.is_err()
+            && let Err(e) = upload.abort().await
+        {
+            warn!(path = %location, error = %e, "cannot abort a failed multipart upload; the bucket's lifecycle rules must remove its parts");
+        }
+        outcome
+    }
+}
+
+/// Splits a payload into parts of `part_size` bytes (the last one shorter), without
+/// copying.
+fn split_payload(payload: PutPayload, part_size: usize) -> Vec<PutPayload> {
+    let part_size = part_size.max(1);
+    let mut parts = Vec::new();
+    let (mut current, mut length) = (Vec::<Bytes>::new(), 0);
+    for mut chunk in payload {
+        while !chunk.is_empty() {
+            let take = (part_size - length).min(chunk.len());
+            current.push(chunk.split_to(take));
+            length += take;
+            if length == part_size {
+                parts.push(current.drain(..).collect());
+                length = 0;
+            }
+        }
+    }
+    if !current.is_empty() {
+        parts.push(current.into_iter().collect());
+    }
+    parts
+}
+
+#[async_trait::async_trait]
+impl<T: ObjectStore> ObjectStore for MultipartPuts<T> {
+    async fn put_opts(
+        &self,
+        location: &ObjectPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let large = payload.content_length() as u64 >= self.threshold;
+        if large && opts.mode == PutMode::Overwrite {
+            self.put_in_parts(location, payload, opts).await
+        } else {
+            self.inner.put_opts(location, payload, opts).await
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &ObjectPath,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&ObjectPath>,
+        offset: &ObjectPath,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payloads_split_into_parts_without_losing_a_byte() {
+        let payload: PutPayload = [
+            Bytes::from(vec![1u8; 7]),
+            Bytes::from(vec![2u8; 3]),
+            Bytes::from(vec![3u8; 5]),
+        ]
+        .into_iter()
+        .collect();
+        let parts = split_payload(payload, 4);
+        let lengths: Vec<usize> = parts.iter().map(PutPayload::content_length).collect();
+        assert_eq!(lengths, [4, 4, 4, 3]);
+        let bytes: Vec<u8> = parts
+            .iter()
+            .flat_map(|part| part.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>())
+            .collect();
+        let mut expected = vec![1u8; 7];
+        expected.extend([2u8; 3]);
+        expected.extend([3u8; 5]);
+        assert_eq!(bytes, expected);
+        assert_eq!(split_payload(PutPayload::from_static(b"ab"), 4).len(), 1);
+        assert!(split_payload(PutPayload::new(), 4).is_empty());
+    }
+
+    #[test]
+    fn parts_are_at_least_what_s3_accepts() {
+        let config = S3Config {
+            multipart_part_size: ByteSize::mib(1),
+            ..S3Config::default()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("multipart_part_size"), "{error}");
+        S3Config {
+            multipart_part_size: ByteSize::mib(5),
+            ..S3Config::default()
+        }
+        .validate()
+        .unwrap();
+    }
 
     #[test]
     fn urls_name_a_bucket_and_a_prefix() {

@@ -1,6 +1,16 @@
 //! A real S3 gateway for tests and benchmarks: SeaweedFS (`weed server -s3`, installed by
 //! `scripts/test-deps/seaweedfs.sh`) started on free loopback ports in a temporary
 //! directory, with one static identity, and killed when dropped.
+//!
+//! Ready means writable, not only listable. The filer and the S3 gateway answer (a
+//! bucket can be created and listed) before the volume server has registered with the
+//! master; a PUT in that window waits inside SeaweedFS until it has, and then until the
+//! master has grown the bucket's volumes. With a multi-master raft bootstrap the volume
+//! server's first heartbeat lands before the election ("Not current leader") and the
+//! next one comes seconds later, longer on a loaded machine: that was the first segment
+//! PUT timing out under CI load. So the master runs as a lone master (`-master.peers=none`,
+//! leader at once), and `start` returns only once the master assigns a file id in the
+//! bucket's collection, which also grows its volumes before any test writes.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -24,15 +34,35 @@ pub struct Seaweed {
     dir: tempfile::TempDir,
     s3_port: u16,
     filer_port: u16,
+    master_port: u16,
 }
 
 /// Ports that were free a moment ago; all bound at once so they differ from each other.
+///
+/// They are drawn below Linux's ephemeral range (32768 and up), where `bind(0)` and
+/// outgoing connections of the other tests take theirs: weed binds them only a moment
+/// later, and a port from the ephemeral range may be gone by then.
 fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
+    use rand::{Rng, SeedableRng};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(nanos ^ u64::from(std::process::id()));
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(N);
+    let mut tries = 0;
+    while listeners.len() < N {
+        tries += 1;
+        let port: u16 = rng.random_range(20_000..32_000);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(listener);
+        }
+        assert!(tries < 10_000, "no free port below 32000");
+    }
     std::array::from_fn(|index| listeners[index].local_addr().expect("addr").port())
 }
+
+/// How many times `start` tries new ports when one was taken before weed bound it.
+const START_ATTEMPTS: usize = 3;
 
 /// The `weed` binary: `$WEED` if set, else the first `weed` on `PATH`.
 fn weed_binary() -> PathBuf {
@@ -47,8 +77,33 @@ fn weed_binary() -> PathBuf {
 }
 
 impl Seaweed {
-    /// Starts SeaweedFS with the buckets given and waits until its S3 API lists them.
+    /// Starts SeaweedFS with the buckets given and waits until its S3 API lists them and
+    /// its master can place writes in them. A start whose port was taken by another
+    /// process in between is made again on new ports.
     pub async fn start(buckets: &[&str]) -> Seaweed {
+        for attempt in 1..=START_ATTEMPTS {
+            let mut seaweed = Seaweed::spawn();
+            let mut outcome = Ok(());
+            for bucket in buckets {
+                outcome = seaweed.create_bucket(bucket).await;
+                if outcome.is_err() {
+                    break;
+                }
+            }
+            match outcome {
+                Ok(()) => return seaweed,
+                Err(error)
+                    if attempt < START_ATTEMPTS && error.contains("address already in use") =>
+                {
+                    continue;
+                }
+                Err(error) => panic!("{error}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn spawn() -> Seaweed {
         let dir = tempfile::tempdir().expect("tempdir");
         let identities = serde_json::json!({"identities": [{
             "name": "sightline",
@@ -77,6 +132,8 @@ impl Seaweed {
             .arg("-master.telemetry=false")
             .arg(format!("-master.port={master}"))
             .arg(format!("-master.port.grpc={master_grpc}"))
+            // A single master is leader at once: no raft bootstrap for heartbeats to race.
+            .arg("-master.peers=none")
             .arg("-master.volumeSizeLimitMB=64")
             .arg(format!("-volume.port={volume}"))
             .arg(format!("-volume.port.grpc={volume_grpc}"))
@@ -95,16 +152,13 @@ impl Seaweed {
             .stderr(log)
             .spawn()
             .expect("start weed server");
-        let mut seaweed = Seaweed {
+        Seaweed {
             child,
             dir,
             s3_port: s3,
             filer_port: filer,
-        };
-        for bucket in buckets {
-            seaweed.create_bucket(bucket).await;
+            master_port: master,
         }
-        seaweed
     }
 
     /// `http://127.0.0.1:<port>` of the S3 API.
@@ -159,35 +213,73 @@ impl Seaweed {
         keys
     }
 
-    /// Creates a bucket (a directory under `/buckets` of the filer) and waits until the
-    /// S3 API lists it.
-    async fn create_bucket(&mut self, bucket: &str) {
-        let http = reqwest::Client::new();
-        let url = format!("http://127.0.0.1:{}/buckets/{bucket}/", self.filer_port);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("weed status") {
-                panic!(
-                    "weed exited ({status}) while starting; log:\n{}",
-                    self.log()
-                );
-            }
-            let created = http
-                .post(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if created {
-                let client = self.client(bucket);
-                if client.list_with_delimiter(None).await.is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                started.elapsed() < START_DEADLINE,
-                "SeaweedFS did not serve bucket {bucket} in time; log:\n{}",
+    /// An error if weed has exited or `START_DEADLINE` has passed.
+    fn check_alive(&mut self, started: Instant, waiting_for: &str) -> Result<(), String> {
+        if let Some(status) = self.child.try_wait().expect("weed status") {
+            return Err(format!(
+                "weed exited ({status}) while starting; log:\n{}",
                 self.log()
-            );
+            ));
+        }
+        if started.elapsed() > START_DEADLINE {
+            return Err(format!(
+                "SeaweedFS: no {waiting_for} in time; log:\n{}",
+                self.log()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates a bucket (a directory under `/buckets` of the filer), waits until the S3
+    /// API lists it, then until the master assigns a file id in its collection (a
+    /// volume server has registered and the collection's volumes are grown).
+    async fn create_bucket(&mut self, bucket: &str) -> Result<(), String> {
+        // Every request is short: a step that does not answer is retried, never waited on.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        let started = Instant::now();
+        let url = format!("http://127.0.0.1:{}/buckets/{bucket}/", self.filer_port);
+        loop {
+            self.check_alive(started, &format!("bucket {bucket}"))?;
+            // 201 when created; 409 when an earlier attempt created it.
+            let created = http.post(&url).send().await.is_ok_and(|r| {
+                r.status().is_success() || r.status() == reqwest::StatusCode::CONFLICT
+            });
+            if created {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let client = self.client(bucket);
+        loop {
+            self.check_alive(started, &format!("listing of bucket {bucket}"))?;
+            let listed =
+                tokio::time::timeout(Duration::from_secs(2), client.list_with_delimiter(None))
+                    .await
+                    .is_ok_and(|listed| listed.is_ok());
+            if listed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let assign = format!(
+            "http://127.0.0.1:{}/dir/assign?collection={bucket}",
+            self.master_port
+        );
+        loop {
+            self.check_alive(started, &format!("writable volume for bucket {bucket}"))?;
+            let assigned = match http.get(&assign).send().await {
+                Ok(response) => response
+                    .json::<serde_json::Value>()
+                    .await
+                    .is_ok_and(|body| body["fid"].is_string()),
+                Err(_) => false,
+            };
+            if assigned {
+                return Ok(());
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
