@@ -48,6 +48,11 @@ pub struct ServerConfig {
     pub shutdown_grace: HumanDuration,
     /// What this node runs: everything (`all`, the default), or one part of a scaled-out deployment.
     pub role: Role,
+    /// `host:port` where other nodes reach this node's main port (queriers ask an
+    /// ingester there for its unflushed rows; it goes into the catalog heartbeat).
+    /// `${NAME}` parts are read from the environment (Kubernetes: `${POD_IP}:7700`).
+    /// Unset: the listen address, with the host name for an unspecified IP.
+    pub advertise_addr: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +66,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             shutdown_grace: HumanDuration::secs(10),
             role: Role::All,
+            advertise_addr: None,
         }
     }
 }

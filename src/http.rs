@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -131,7 +131,10 @@ pub fn app_for_role(state: AppState, role: Role) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics));
     if role.ingests() {
-        router = router.route("/api/v1/admin/flush", post(admin_flush));
+        router = router
+            .route("/api/v1/admin/flush", post(admin_flush))
+            .route("/internal/v1/scan/{kind}", post(internal_scan))
+            .route("/internal/v1/series", post(internal_series));
     }
     let mut router = router.with_state(state.clone());
     if role.ingests() {
@@ -247,6 +250,56 @@ async fn admin_flush(State(state): State<AppState>) -> Result<Response, ApiError
         },
     };
     Ok(Json(body).into_response())
+}
+
+fn opened_storage(state: &AppState) -> Result<Arc<Storage>, ApiError> {
+    state.storage().cloned().ok_or(ApiError::NotReady(
+        "storage is opening (wal replay in progress)",
+    ))
+}
+
+/// `POST /internal/v1/scan/{samples|logs|spans}` (ingesters): the rows a querier's
+/// segments do not hold yet, as length-prefixed Arrow IPC streams; the
+/// `x-sightline-complete` header says whether this node still held all of them.
+async fn internal_scan(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    Json(request): Json<storage::ScanRequest>,
+) -> Result<Response, ApiError> {
+    let storage = opened_storage(&state)?;
+    let kind = storage::ScanKind::parse(&kind).ok_or_else(|| {
+        ApiError::Storage(storage::Error::InvalidQuery(format!(
+            "unknown scan {kind:?}"
+        )))
+    })?;
+    let (body, complete) = storage
+        .serve_scan(kind, &request)
+        .await
+        .map_err(ApiError::Storage)?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.apache.arrow.stream"),
+            ),
+            (
+                header::HeaderName::from_static(storage::COMPLETE_HEADER),
+                HeaderValue::from_static(if complete { "1" } else { "0" }),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `POST /internal/v1/series` (ingesters): label sets created here past a querier's
+/// cursors, and metadata not flushed yet.
+async fn internal_series(
+    State(state): State<AppState>,
+    Json(request): Json<storage::SeriesRequest>,
+) -> Result<Response, ApiError> {
+    let storage = opened_storage(&state)?;
+    Ok(Json(storage.serve_series(&request)).into_response())
 }
 
 /// An error answered over HTTP. 4xx carry their message; 5xx are logged and answered

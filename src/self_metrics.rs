@@ -125,6 +125,21 @@ pub const STORAGE_APPENDED_ROWS: Metric = Metric::counter(
     "sightline_storage_appended_rows_total",
     "Rows appended to storage since start, by signal (metric samples, log records, spans).",
 );
+/// `StorageStats::fanout.ingesters`.
+pub const FANOUT_INGESTERS: Metric = Metric::gauge(
+    "sightline_fanout_ingesters",
+    "Ingesters a querier asks for rows they have not flushed yet.",
+);
+/// `StorageStats::fanout.requests`.
+pub const FANOUT_REQUESTS: Metric = Metric::counter(
+    "sightline_fanout_requests_total",
+    "Requests a querier made to ingesters for unflushed rows, since start.",
+);
+/// `StorageStats::fanout.partial`.
+pub const FANOUT_PARTIAL: Metric = Metric::counter(
+    "sightline_fanout_partial_total",
+    "Reads answered without some ingester's unflushed rows (timeout, error, or rows it no longer held), since start.",
+);
 
 /// Rows acknowledged by ingest, labelled by `protocol` (ARCHITECTURE.md public contract).
 pub const INGESTED_SAMPLES: Metric = Metric::counter(
@@ -199,6 +214,7 @@ fn write_storage_stats(exposition: &mut Exposition, stats: &StorageStats) {
         retention_deleted_segments,
         backpressure_rejections,
         appended_rows,
+        fanout,
     } = stats;
     exposition.single(&WAL_WRITTEN_BYTES, wal_bytes_written);
     exposition.single(&WAL_FSYNCS, wal_fsyncs);
@@ -211,6 +227,9 @@ fn write_storage_stats(exposition: &mut Exposition, stats: &StorageStats) {
     exposition.single(&COMPACTIONS, compactions);
     exposition.single(&RETENTION_DELETED_SEGMENTS, retention_deleted_segments);
     exposition.single(&BACKPRESSURE_REJECTIONS, backpressure_rejections);
+    exposition.single(&FANOUT_INGESTERS, fanout.ingesters);
+    exposition.single(&FANOUT_REQUESTS, fanout.requests);
+    exposition.single(&FANOUT_PARTIAL, fanout.partial);
     exposition.labelled(
         &STORAGE_APPENDED_ROWS,
         "signal",
@@ -313,6 +332,9 @@ mod tests {
             RETENTION_DELETED_SEGMENTS,
             BACKPRESSURE_REJECTIONS,
             STORAGE_APPENDED_ROWS,
+            FANOUT_INGESTERS,
+            FANOUT_REQUESTS,
+            FANOUT_PARTIAL,
         ] {
             assert!(text.contains(&format!("# TYPE {} ", metric.name)), "{text}");
         }

@@ -151,6 +151,9 @@ pub async fn run(
         "listening"
     );
 
+    storage_config.fanout.advertise_address =
+        advertise_address(server.advertise_addr.as_deref(), http_addr)?;
+
     let (drain_sender, drain_receiver) = watch::channel(false);
     let mut servers = vec![serve(
         "http",
@@ -289,6 +292,39 @@ fn host_name() -> anyhow::Result<String> {
         "the host name is empty; set storage.catalog.node_id"
     );
     Ok(name.to_string())
+}
+
+/// Where other nodes reach this node's main port: `server.advertise_addr` with
+/// `${NAME}` read from the environment, else the bound address (the host name for an
+/// unspecified IP).
+fn advertise_address(configured: Option<&str>, http_addr: SocketAddr) -> anyhow::Result<String> {
+    let Some(configured) = configured else {
+        if http_addr.ip().is_unspecified() {
+            return Ok(format!("{}:{}", host_name()?, http_addr.port()));
+        }
+        return Ok(http_addr.to_string());
+    };
+    let mut out = String::new();
+    let mut rest = configured;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .with_context(|| format!("server.advertise_addr {configured:?}: unclosed ${{"))?;
+        let name = &rest[start + 2..start + end];
+        let value = std::env::var(name).with_context(|| {
+            format!("server.advertise_addr {configured:?}: ${{{name}}} is not set")
+        })?;
+        out.push_str(&value);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    anyhow::ensure!(
+        out.rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+        "server.advertise_addr {configured:?} is not host:port"
+    );
+    Ok(out)
 }
 
 async fn open_storage(

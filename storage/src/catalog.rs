@@ -47,6 +47,8 @@ pub struct NodeInfo {
     pub role: String,
     /// Seconds since its last heartbeat.
     pub seconds_since_heartbeat: u64,
+    /// Where its main port answers (`host:port`), "" when it did not say.
+    pub address: String,
 }
 
 /// What the engine of one node does besides serving reads.
@@ -99,6 +101,21 @@ pub trait Catalog: Send + Sync + 'static {
     /// [`Catalog::load`], and objects may be in flight from them at any time).
     fn is_shared(&self) -> bool;
 
+    /// This node's ordinal: a small number no other node sharing the catalog has, kept
+    /// across restarts; the high bits of the series ids it creates
+    /// ([`crate::series::series_id_base`]). 0 for the embedded catalog (one writer).
+    fn node_ordinal(&self) -> u64;
+
+    /// This node's id in the catalog ("" for the embedded catalog).
+    fn node_id(&self) -> &str;
+
+    /// Every node's WAL checkpoint as of the last [`Catalog::load`], read in the same
+    /// transaction as its segments (empty for the embedded catalog, whose one writer's
+    /// checkpoint is the manifest's).
+    fn node_checkpoints(&self) -> std::collections::BTreeMap<String, u64> {
+        std::collections::BTreeMap::new()
+    }
+
     /// Loads every live segment, the next free segment id and this node's WAL checkpoint.
     fn load(&self) -> BoxFuture<'_, Result<Manifest>>;
 
@@ -125,8 +142,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// Gives a lease back early (only if this node holds it).
     fn release_lease<'a>(&'a self, range: &'a str) -> BoxFuture<'a, Result<()>>;
 
-    /// Records that this node is alive and what it runs.
-    fn heartbeat<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Records that this node is alive, what it runs and where it answers (`address`,
+    /// `host:port` of its main port, or "").
+    fn heartbeat<'a>(&'a self, role: &'a str, address: &'a str) -> BoxFuture<'a, Result<()>>;
 
     /// Nodes with a heartbeat younger than `within`.
     fn live_nodes(&self, within: Duration) -> BoxFuture<'_, Result<Vec<NodeInfo>>>;
@@ -154,7 +172,7 @@ pub struct EmbeddedCatalog {
     current: tokio::sync::Mutex<Manifest>,
     next_segment_id: AtomicU64,
     leases: Mutex<HashMap<String, Instant>>,
-    heartbeat: Mutex<Option<(String, Instant)>>,
+    heartbeat: Mutex<Option<(String, String, Instant)>>,
 }
 
 impl EmbeddedCatalog {
@@ -173,6 +191,14 @@ impl EmbeddedCatalog {
 impl Catalog for EmbeddedCatalog {
     fn is_shared(&self) -> bool {
         false
+    }
+
+    fn node_ordinal(&self) -> u64 {
+        0
+    }
+
+    fn node_id(&self) -> &str {
+        ""
     }
 
     fn load(&self) -> BoxFuture<'_, Result<Manifest>> {
@@ -254,10 +280,10 @@ impl Catalog for EmbeddedCatalog {
         })
     }
 
-    fn heartbeat<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn heartbeat<'a>(&'a self, role: &'a str, address: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((role.to_string(), Instant::now()));
+                Some((role.to_string(), address.to_string(), Instant::now()));
             Ok(())
         })
     }
@@ -270,11 +296,12 @@ impl Catalog for EmbeddedCatalog {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             Ok(beat
-                .filter(|(_, at)| at.elapsed() <= within)
-                .map(|(role, at)| NodeInfo {
+                .filter(|(_, _, at)| at.elapsed() <= within)
+                .map(|(role, address, at)| NodeInfo {
                     node_id: "local".to_string(),
                     role,
                     seconds_since_heartbeat: at.elapsed().as_secs(),
+                    address,
                 })
                 .into_iter()
                 .collect())
@@ -323,12 +350,42 @@ impl crate::Storage {
         next.version = previous.version + 1;
         next.wal_checkpoint = next.wal_checkpoint.max(previous.wal_checkpoint);
         next.next_segment_id = next.next_segment_id.max(previous.next_segment_id);
-        if new_segments > 0 || !gone.is_empty() {
+        let coverage = crate::fanout::Coverage {
+            checkpoints: self.catalog.node_checkpoints(),
+            default: if self.catalog.is_shared() {
+                0
+            } else {
+                next.wal_checkpoint
+            },
+        };
+        {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-            state.manifest = std::sync::Arc::new(next);
+            if new_segments > 0 || !gone.is_empty() {
+                state.manifest = std::sync::Arc::new(next);
+            }
+            // Checkpoints move with segments in one catalog change, and this load read
+            // both at once: the coverage always matches the manifest it goes with.
+            if *state.coverage != coverage {
+                state.coverage = std::sync::Arc::new(coverage);
+            }
+            if self.duties.ingest {
+                let now = Instant::now();
+                let keep = self.config.fanout.keep_flushed.get();
+                if state
+                    .recent
+                    .first()
+                    .is_some_and(|(_, at)| now.duration_since(*at) >= keep)
+                {
+                    self.keep_flushed(&mut state, &[]);
+                }
+            }
         }
         self.forget_indexes(&gone);
-        self.catalog.heartbeat(self.duties.role_name()).await?;
+        let address = self.advertise_address();
+        self.catalog
+            .heartbeat(self.duties.role_name(), &address)
+            .await?;
+        self.refresh_fanout_targets().await;
         Ok(new_segments)
     }
 

@@ -6,6 +6,7 @@
 //! A change of the segment list is one transaction; a compaction's removal checks that
 //! every input row was still there, so two nodes can never both replace one range.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -19,9 +20,10 @@ use crate::manifest::{Manifest, SegmentMeta, Table};
 use crate::{CatalogConfig, Error, Result};
 
 /// Schema versions, applied in order; a version once shipped never changes.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE segments (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE segments (
         id            BIGINT PRIMARY KEY,
         tenant        TEXT   NOT NULL,
         table_name    TEXT   NOT NULL,
@@ -49,7 +51,17 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         holder     TEXT NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        // Ordinals make series ids unique across nodes (ordinal << 40 | local id); a
+        // node registered before this migration gets one at its next start. The
+        // address is where a querier reaches an ingester for its unflushed rows.
+        "CREATE SEQUENCE node_ordinals START 1;
+    ALTER TABLE nodes ADD COLUMN ordinal BIGINT UNIQUE;
+    ALTER TABLE nodes ADD COLUMN address TEXT NOT NULL DEFAULT '';",
+    ),
+];
 
 /// Key of the advisory lock that serialises migrations between nodes starting together.
 const MIGRATION_LOCK: i64 = 0x5167_6874_6c69_6e65;
@@ -61,7 +73,10 @@ const SEGMENT_COLUMNS: &str = "id, tenant, table_name, path, index_path, min_tim
 pub struct PostgresCatalog {
     config: tokio_postgres::Config,
     node_id: String,
+    ordinal: u64,
     client: Mutex<Client>,
+    /// Every node's WAL checkpoint as of the last load.
+    checkpoints: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 fn db(operation: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
@@ -98,11 +113,28 @@ impl PostgresCatalog {
             )
             .await
             .map_err(db("registering the node"))?;
-        info!(node = %node_id, "connected to the postgresql catalog");
+        // nextval only for a node without an ordinal, so restarts do not use them up.
+        client
+            .execute(
+                "UPDATE nodes SET ordinal = nextval('node_ordinals') \
+                 WHERE node_id = $1 AND ordinal IS NULL",
+                &[&node_id],
+            )
+            .await
+            .map_err(db("giving the node an ordinal"))?;
+        let ordinal: i64 = client
+            .query_one("SELECT ordinal FROM nodes WHERE node_id = $1", &[&node_id])
+            .await
+            .map_err(db("reading the node ordinal"))?
+            .get(0);
+        let ordinal = u64::try_from(ordinal).unwrap_or(0);
+        info!(node = %node_id, ordinal, "connected to the postgresql catalog");
         Ok(PostgresCatalog {
             config: pg_config,
             node_id,
+            ordinal,
             client: Mutex::new(client),
+            checkpoints: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -204,10 +236,34 @@ impl Catalog for PostgresCatalog {
         true
     }
 
+    fn node_ordinal(&self) -> u64 {
+        self.ordinal
+    }
+
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn node_checkpoints(&self) -> BTreeMap<String, u64> {
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn load(&self) -> BoxFuture<'_, Result<Manifest>> {
         Box::pin(async move {
-            let client = self.client().await?;
-            let rows = client
+            let mut client = self.client().await?;
+            // One snapshot for segments and checkpoints: a flush changes both at once,
+            // and a querier's fan-out relies on them matching.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db("starting a catalog load"))?;
+            let rows = tx
                 .query(
                     &format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY id"),
                     &[],
@@ -218,19 +274,26 @@ impl Catalog for PostgresCatalog {
                 .iter()
                 .map(segment_from_row)
                 .collect::<Result<Vec<_>>>()?;
-            let checkpoint: i64 = client
-                .query_opt(
-                    "SELECT wal_checkpoint FROM nodes WHERE node_id = $1",
-                    &[&self.node_id],
-                )
+            let checkpoints: BTreeMap<String, u64> = tx
+                .query("SELECT node_id, wal_checkpoint FROM nodes", &[])
                 .await
-                .map_err(db("reading the wal checkpoint"))?
-                .map_or(0, |row| row.get(0));
+                .map_err(db("reading the wal checkpoints"))?
+                .iter()
+                .map(|row| {
+                    (
+                        row.get::<_, String>(0),
+                        u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                    )
+                })
+                .collect();
+            tx.commit().await.map_err(db("ending a catalog load"))?;
+            let checkpoint = checkpoints.get(&self.node_id).copied().unwrap_or(0);
+            *self.checkpoints.lock().unwrap_or_else(|p| p.into_inner()) = checkpoints;
             Ok(Manifest {
                 format: 1,
                 version: 0,
                 next_segment_id: segments.iter().map(|s| s.id + 1).max().unwrap_or(1),
-                wal_checkpoint: u64::try_from(checkpoint).unwrap_or(0),
+                wal_checkpoint: checkpoint,
                 segments,
             })
         })
@@ -370,14 +433,16 @@ impl Catalog for PostgresCatalog {
         })
     }
 
-    fn heartbeat<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn heartbeat<'a>(&'a self, role: &'a str, address: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.client()
                 .await?
                 .execute(
-                    "INSERT INTO nodes (node_id, role, heartbeat_at) VALUES ($1, $2, now()) \
-                     ON CONFLICT (node_id) DO UPDATE SET role = $2, heartbeat_at = now()",
-                    &[&self.node_id, &role],
+                    "INSERT INTO nodes (node_id, role, address, heartbeat_at) \
+                     VALUES ($1, $2, $3, now()) \
+                     ON CONFLICT (node_id) DO UPDATE \
+                       SET role = $2, address = $3, heartbeat_at = now()",
+                    &[&self.node_id, &role, &address],
                 )
                 .await
                 .map_err(db("recording a heartbeat"))?;
@@ -393,7 +458,7 @@ impl Catalog for PostgresCatalog {
                 .await?
                 .query(
                     "SELECT node_id, role, \
-                       EXTRACT(EPOCH FROM now() - heartbeat_at)::BIGINT \
+                       EXTRACT(EPOCH FROM now() - heartbeat_at)::BIGINT, address \
                      FROM nodes WHERE heartbeat_at >= now() - $1::BIGINT * interval '1 millisecond' \
                      ORDER BY node_id",
                     &[&within_ms],
@@ -406,6 +471,7 @@ impl Catalog for PostgresCatalog {
                     node_id: row.get(0),
                     role: row.get(1),
                     seconds_since_heartbeat: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                    address: row.get(3),
                 })
                 .collect())
         })

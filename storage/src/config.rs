@@ -57,6 +57,8 @@ pub struct Config {
     pub s3: S3Config,
     /// The local read cache of segments in a remote store.
     pub cache: CacheConfig,
+    /// How a querier asks ingesters for rows they have not flushed yet.
+    pub fanout: crate::FanoutConfig,
 }
 
 impl Default for Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             catalog: crate::CatalogConfig::default(),
             s3: S3Config::default(),
             cache: CacheConfig::default(),
+            fanout: crate::FanoutConfig::default(),
         }
     }
 }
@@ -112,6 +115,7 @@ impl Config {
             );
         }
         self.catalog.validate()?;
+        self.fanout.validate()?;
         if self.memory_limit < self.memtable_flush_size {
             return invalid(format!(
                 "storage.memory_limit ({}) must be at least storage.memtable_flush_size ({})",

@@ -36,8 +36,6 @@ const INDEX_CACHE_ENTRIES: usize = 64;
 pub(crate) struct TenantCatalog {
     pub series: RwLock<SeriesIndex>,
     pub metadata: RwLock<BTreeMap<String, MetricMetadata>>,
-    /// Series ids below this are in series segments.
-    pub persisted_series: AtomicU64,
     /// Metadata changed since the last metadata segment.
     pub metadata_dirty: AtomicBool,
 }
@@ -47,6 +45,13 @@ pub(crate) struct State {
     pub active: Arc<Generation>,
     pub frozen: Vec<Arc<Generation>>,
     pub manifest: Arc<Manifest>,
+    /// Flushed generations kept for queriers' fan-out, oldest first, with their flush time.
+    pub recent: Vec<(Arc<Generation>, Instant)>,
+    /// Memtables hold every WAL record from this sequence on (the end of the last
+    /// generation dropped; the replay checkpoint at start).
+    pub memory_from: u64,
+    /// Which WAL range of each ingester `manifest` holds (queriers).
+    pub coverage: Arc<crate::fanout::Coverage>,
 }
 
 /// A consistent view for one read: every row is in exactly one of these places.
@@ -54,6 +59,8 @@ pub(crate) struct Snapshot {
     /// Frozen generations oldest first, then the active one.
     pub generations: Vec<Arc<Generation>>,
     pub manifest: Arc<Manifest>,
+    /// Which WAL range of each ingester `manifest` holds (sent with fan-out reads).
+    pub coverage: Arc<crate::fanout::Coverage>,
 }
 
 #[derive(Default)]
@@ -74,6 +81,10 @@ pub struct Storage {
     pub(crate) catalog: Arc<dyn Catalog>,
     /// What this node does besides reads.
     pub(crate) duties: Duties,
+    /// The first id of this node's series id space (its catalog ordinal << 40).
+    pub(crate) series_base: u64,
+    /// `host:port` other nodes reach this node's main port at (heartbeats carry it).
+    advertise_address: RwLock<String>,
     /// Appends hold it shared from WAL write to memtable insert; a flush takes it
     /// exclusively to rotate the WAL and swap memtables, so no record can fall between.
     pub(crate) gate: tokio::sync::RwLock<()>,
@@ -84,6 +95,8 @@ pub struct Storage {
     pub(crate) counters: Counters,
     pub(crate) pending_deletes: Mutex<Vec<(Instant, Vec<ObjectPath>)>>,
     pub(crate) index_cache: Mutex<HashMap<u64, Arc<LogIndex>>>,
+    /// A querier's view of the ingesters it asks for unflushed rows.
+    pub(crate) fanout: crate::fanout::Fanout,
     flush_wanted: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -144,15 +157,31 @@ impl Storage {
             },
         )?;
         let (shutdown, _) = watch::channel(false);
+        let ordinal = catalog.node_ordinal();
+        let shared = catalog.is_shared();
+        let catalog_checkpoints = catalog.node_checkpoints();
+        if ordinal >= 1 << (64 - crate::series::LOCAL_ID_BITS) {
+            return Err(Error::InvalidConfig(format!(
+                "node ordinal {ordinal} is out of the series id range"
+            )));
+        }
         let storage = Arc::new(Storage {
             wal,
             store,
             catalog,
             duties,
+            series_base: crate::series::series_id_base(ordinal),
+            advertise_address: RwLock::new(config.fanout.advertise_address.clone()),
             gate: tokio::sync::RwLock::new(()),
             state: RwLock::new(State {
                 active,
                 frozen: Vec::new(),
+                recent: Vec::new(),
+                memory_from: checkpoint,
+                coverage: Arc::new(crate::fanout::Coverage {
+                    checkpoints: catalog_checkpoints,
+                    default: if shared { 0 } else { checkpoint },
+                }),
                 manifest: Arc::new(manifest),
             }),
             catalogs: RwLock::new(catalogs),
@@ -160,6 +189,7 @@ impl Storage {
             counters: Counters::default(),
             pending_deletes: Mutex::new(Vec::new()),
             index_cache: Mutex::new(HashMap::new()),
+            fanout: crate::fanout::Fanout::default(),
             flush_wanted: Arc::new(Notify::new()),
             shutdown,
             tasks: Mutex::new(Vec::new()),
@@ -183,6 +213,22 @@ impl Storage {
         Ok(storage)
     }
 
+    /// Sets where other nodes reach this node's main port (`host:port`); sent with
+    /// every heartbeat from the next catalog refresh on.
+    pub fn set_advertise_address(&self, address: &str) {
+        *write_lock(&self.advertise_address) = address.to_string();
+    }
+
+    /// Where other nodes reach this node ("" until set).
+    pub fn advertise_address(&self) -> String {
+        read_lock(&self.advertise_address).clone()
+    }
+
+    /// This node's ordinal in the catalog (the high bits of the series ids it creates).
+    pub fn node_ordinal(&self) -> u64 {
+        self.series_base >> crate::series::LOCAL_ID_BITS
+    }
+
     pub(crate) fn catalog(&self, tenant: &TenantId) -> Arc<TenantCatalog> {
         if let Some(catalog) = read_lock(&self.catalogs).get(tenant) {
             return catalog.clone();
@@ -204,6 +250,7 @@ impl Storage {
         Snapshot {
             generations,
             manifest: state.manifest.clone(),
+            coverage: state.coverage.clone(),
         }
     }
 
@@ -258,6 +305,7 @@ impl Storage {
             write,
             &mut record.new_series,
             self.config.max_series_per_tenant,
+            self.series_base,
         )?;
         for (series, id) in write.series.iter().zip(&ids) {
             record
@@ -351,6 +399,7 @@ impl Storage {
             retention_deleted_segments: counters.retention_deleted.load(Ordering::Relaxed),
             backpressure_rejections: counters.backpressure.load(Ordering::Relaxed),
             appended_rows: std::array::from_fn(|i| counters.appended[i].load(Ordering::Relaxed)),
+            fanout: self.fanout_stats(),
         }
     }
 
@@ -398,6 +447,13 @@ impl Storage {
                 self.config.compaction_interval.get(),
             )));
         }
+        if !self.duties.ingest && self.config.fanout.enabled {
+            tasks.push(tokio::spawn(crate::fanout::series_loop(
+                weak.clone(),
+                self.shutdown.subscribe(),
+                self.config.fanout.series_interval.get(),
+            )));
+        }
         if self.catalog.is_shared() || self.duties != Duties::ALL {
             tasks.push(tokio::spawn(crate::catalog::refresh_loop(
                 weak,
@@ -423,6 +479,30 @@ impl Storage {
             info!(removed, "removed objects no segment refers to");
         }
         Ok(())
+    }
+
+    /// Moves just-flushed generations to the ones kept for queriers and drops those
+    /// kept longer than `fanout.keep_flushed` or beyond a quarter of the memory limit.
+    pub(crate) fn keep_flushed(&self, state: &mut State, flushed: &[Arc<Generation>]) {
+        let now = Instant::now();
+        let keep = self.config.fanout.keep_flushed.get();
+        if self.duties.ingest && !keep.is_zero() {
+            state
+                .recent
+                .extend(flushed.iter().map(|g| (g.clone(), now)));
+        } else if let Some(last) = flushed.iter().map(|g| g.wal_end()).max() {
+            state.memory_from = state.memory_from.max(last);
+        }
+        let budget = self.config.memory_limit.bytes() / 4;
+        let mut held: u64 = state.recent.iter().map(|(g, _)| g.bytes()).sum();
+        while let Some((oldest, at)) = state.recent.first() {
+            if now.duration_since(*at) < keep && held <= budget {
+                break;
+            }
+            held = held.saturating_sub(oldest.bytes());
+            state.memory_from = state.memory_from.max(oldest.wal_end());
+            state.recent.remove(0);
+        }
     }
 
     /// Deletes files whose grace period is over.
@@ -489,6 +569,7 @@ fn resolve_series(
     write: &MetricsWrite,
     new_series: &mut Vec<(SeriesId, Labels)>,
     max_series: u64,
+    base: u64,
 ) -> Result<Vec<SeriesId>> {
     let mut ids = Vec::with_capacity(write.series.len());
     let mut missing = Vec::new();
@@ -522,7 +603,7 @@ fn resolve_series(
             }
         }
         for i in missing {
-            let (id, created) = index.get_or_create(&write.series[i].labels);
+            let (id, created) = index.get_or_create(&write.series[i].labels, base);
             if created {
                 new_series.push((id, write.series[i].labels.clone()));
             }
@@ -541,7 +622,7 @@ fn apply_metrics(
     if !record.new_series.is_empty() {
         let mut index = write_lock(&catalog.series);
         for (id, labels) in record.new_series {
-            index.insert_with_id(id, labels);
+            index.insert_with_id(id, labels, false);
         }
     }
     if !record.samples.is_empty() {
@@ -655,10 +736,7 @@ pub(crate) async fn load_catalog_segment(
             let loaded = crate::flush::series_from_batches(&batches)?;
             let mut index = write_lock(&catalog.series);
             for (id, labels) in loaded {
-                catalog
-                    .persisted_series
-                    .fetch_max(id.0 + 1, Ordering::Relaxed);
-                index.insert_with_id(id, labels);
+                index.insert_with_id(id, labels, true);
                 // Segment series have samples somewhere on disk; their span is not tracked.
                 index.observe(id, i64::MIN, i64::MAX);
             }

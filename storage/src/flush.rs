@@ -56,6 +56,7 @@ impl Storage {
                 let seq = self.wal.rotate().await?;
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let frozen = std::mem::replace(&mut state.active, Arc::new(Generation::default()));
+                frozen.set_wal_end(seq);
                 state.frozen.push(frozen);
                 Some(seq)
             } else {
@@ -84,22 +85,19 @@ impl Storage {
             .map(|c| c.iter().map(|(t, c)| (t.clone(), c.clone())).collect())
             .unwrap_or_default();
         for (tenant, catalog) in catalogs {
-            let (series, next_id) = {
-                let index = catalog.series.read().unwrap_or_else(|p| p.into_inner());
-                let from = catalog.persisted_series.load(Ordering::Acquire);
-                let next = index.next_id();
-                let series: Vec<(u64, Labels)> = (from..next)
-                    .filter_map(|id| index.labels(SeriesId(id)).map(|l| (id, l.clone())))
-                    .collect();
-                (series, next)
-            };
+            let series = catalog
+                .series
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .unpersisted();
+            let count = series.len();
             if !series.is_empty() {
                 let encoded = self
                     .blocking(move |storage_config| encode_series(&series, storage_config))
                     .await?;
                 added.push(self.upload(&tenant, encoded, 0).await?);
             }
-            persisted.push((catalog.clone(), next_id));
+            persisted.push((catalog.clone(), count));
             if catalog.metadata_dirty.swap(false, Ordering::AcqRel) {
                 let entries: Vec<MetricMetadata> = catalog
                     .metadata
@@ -144,11 +142,16 @@ impl Storage {
             state
                 .frozen
                 .retain(|g| !frozen.iter().any(|f| Arc::ptr_eq(f, g)));
+            // Queriers whose segment list predates this flush still read these
+            // generations through the fan-out for a while.
+            self.keep_flushed(&mut state, &frozen);
         }
-        for (catalog, next_id) in persisted {
+        for (catalog, count) in persisted {
             catalog
-                .persisted_series
-                .fetch_max(next_id, Ordering::AcqRel);
+                .series
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .mark_persisted(count);
         }
         self.schedule_delete(replaced);
         if let Some(seq) = wal_seq {

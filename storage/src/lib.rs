@@ -29,6 +29,7 @@ mod compaction;
 mod config;
 mod engine;
 mod error;
+mod fanout;
 mod flush;
 mod manifest;
 mod memtable;
@@ -50,6 +51,10 @@ pub use catalog_postgres::PostgresCatalog;
 pub use config::Config;
 pub use engine::Storage;
 pub use error::{Error, Result};
+pub use fanout::{
+    COMPLETE_HEADER, Coverage, FanoutConfig, FanoutStats, ScanKind, ScanRequest, SeriesRequest,
+    SeriesResponse,
+};
 pub use manifest::{Manifest, SegmentMeta, Table};
 pub use read::{
     LogHits, LogRowRefs, LogScan, LogTimeline, SeriesSamples, SpanScan, TimelineSource,
@@ -95,6 +100,8 @@ pub struct StorageStats {
     pub backpressure_rejections: u64,
     /// Rows appended per signal since start: metrics samples, log records, spans.
     pub appended_rows: [u64; 3],
+    /// Querier fan-out: ingesters asked, requests made, reads answered partially.
+    pub fanout: FanoutStats,
 }
 
 /// Current time in Unix nanoseconds.

@@ -183,9 +183,22 @@ pub(crate) struct Generation {
     tenants: RwLock<HashMap<TenantId, Arc<TenantMemtable>>>,
     bytes: AtomicU64,
     rows: AtomicU64,
+    /// The WAL sequence this generation ends before, set when a flush freezes it (0
+    /// while it is active): its rows are in the WAL files below it.
+    wal_end: AtomicU64,
 }
 
 impl Generation {
+    /// The WAL sequence this generation ends before (0: still active).
+    pub fn wal_end(&self) -> u64 {
+        self.wal_end.load(Ordering::Acquire)
+    }
+
+    /// Records where the generation ends in the WAL (at freeze).
+    pub fn set_wal_end(&self, seq: u64) {
+        self.wal_end.store(seq, Ordering::Release);
+    }
+
     /// Returns the tenant's memtable, creating it on first use.
     pub fn tenant(&self, tenant: &TenantId) -> Arc<TenantMemtable> {
         if let Some(memtable) = self

@@ -148,7 +148,7 @@ fn time_at(array: &dyn Array, row: usize) -> i64 {
 }
 
 impl LogScan {
-    fn keep(&self, batch: &RecordBatch, row: usize) -> bool {
+    pub(crate) fn keep(&self, batch: &RecordBatch, row: usize) -> bool {
         let ts = time_at(batch.column(log_col::TIMESTAMP).as_ref(), row);
         if ts < self.start_ns || ts > self.end_ns {
             return false;
@@ -172,13 +172,13 @@ impl LogScan {
         true
     }
 
-    fn filter(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+    pub(crate) fn filter(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
         filter_rows(batch, |row| self.keep(batch, row))
     }
 }
 
 impl SpanScan {
-    fn keep(&self, batch: &RecordBatch, row: usize) -> bool {
+    pub(crate) fn keep(&self, batch: &RecordBatch, row: usize) -> bool {
         let start = time_at(batch.column(span_col::START).as_ref(), row);
         if start < self.start_ns || start > self.end_ns {
             return false;
@@ -198,7 +198,10 @@ impl SpanScan {
     }
 }
 
-fn filter_rows(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> Result<Option<RecordBatch>> {
+pub(crate) fn filter_rows(
+    batch: &RecordBatch,
+    keep: impl Fn(usize) -> bool,
+) -> Result<Option<RecordBatch>> {
     let mask: BooleanArray = (0..batch.num_rows()).map(|row| Some(keep(row))).collect();
     if mask.true_count() == 0 {
         return Ok(None);
@@ -318,10 +321,15 @@ impl Storage {
         let mut wanted: Vec<u64> = series.iter().map(|id| id.0).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+        if wanted.is_empty() {
             return Ok(Some(Vec::new()));
-        };
-        let mut collector = SampleCollector::new(&wanted, limit);
+        }
+        // A label set written through several ingesters has several ids: read them all
+        // into the slot of the id the caller knows.
+        let aliases = self.series_aliases(tenant, &wanted);
+        let mut collector = SampleCollector::new(&wanted, &aliases, limit);
+        let wanted: Vec<u64> = collector.ids();
+        let (first, last) = (wanted[0], wanted[wanted.len() - 1]);
         let snapshot = self.snapshot();
         let segments = self.segments_for(
             &snapshot.manifest,
@@ -401,6 +409,20 @@ impl Storage {
                 }
             }
         }
+        // Rows ingesters have not flushed (querier nodes only; nothing otherwise).
+        for batch in self
+            .remote_samples(&snapshot, tenant, &wanted, start_ms, end_ms)
+            .await
+        {
+            let (ids, ts, values) = sample_columns(&batch)?;
+            for row in 0..batch.num_rows() {
+                if let Some(slot) = collector.slot(ids.value(row))
+                    && !collector.push(slot, ts.value(row), values.value(row))
+                {
+                    return Ok(None);
+                }
+            }
+        }
         Ok(Some(collector.finish()))
     }
     /// Returns the exemplars of `series` in `[start_ms, end_ms]` ([`crate::model::EXEMPLARS_SCHEMA`]).
@@ -411,7 +433,10 @@ impl Storage {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<RecordBatch>> {
-        let wanted: HashSet<u64> = series.iter().map(|id| id.0).collect();
+        let mut wanted: HashSet<u64> = series.iter().map(|id| id.0).collect();
+        let ids: Vec<u64> = wanted.iter().copied().collect();
+        let aliases = self.series_aliases(tenant, &ids);
+        wanted.extend(aliases.iter().map(|(alias, _)| *alias));
         let snapshot = self.snapshot();
         let mut out = Vec::new();
         for segment in self.segments_for(
@@ -455,6 +480,12 @@ impl Storage {
         if out.is_empty() {
             out.push(segment::empty(&EXEMPLARS_SCHEMA));
         }
+        if !aliases.is_empty() {
+            out = out
+                .iter()
+                .map(|batch| rename_series(batch, &aliases))
+                .collect::<Result<_>>()?;
+        }
         Ok(out)
     }
 
@@ -471,6 +502,8 @@ impl Storage {
                 }
             }
         }
+        hits.hot
+            .extend(self.remote_logs(&snapshot, tenant, scan).await?);
         let trace_hex = scan.trace_id.map(|id| id.to_string());
         for segment in self.segments_for(
             &snapshot.manifest,
@@ -554,6 +587,7 @@ impl Storage {
                 }
             }
         }
+        out.extend(self.remote_logs(&snapshot, tenant, scan).await?);
         if out.is_empty() {
             out.push(segment::empty(&LOGS_SCHEMA));
         }
@@ -650,11 +684,15 @@ impl Storage {
                 timeline.sources.push(source);
             }
         }
-        for generation in &snapshot.generations {
-            let Some(memtable) = generation.get(tenant) else {
-                continue;
-            };
-            for batch in memtable.logs() {
+        let mut hot: Vec<RecordBatch> = snapshot
+            .generations
+            .iter()
+            .filter_map(|generation| generation.get(tenant))
+            .flat_map(|memtable| memtable.logs())
+            .collect();
+        hot.extend(self.remote_logs(&snapshot, tenant, scan).await?);
+        {
+            for batch in hot {
                 let Some(batch) = scan.filter(&batch)? else {
                     continue;
                 };
@@ -775,6 +813,7 @@ impl Storage {
                 }
             }
         }
+        out.extend(self.remote_spans(&snapshot, tenant, scan).await?);
         if out.is_empty() {
             out.push(segment::empty(&SPANS_SCHEMA));
         }
@@ -869,8 +908,10 @@ pub struct SeriesSamples {
 /// Gathers samples per series, in arrival order, for [`Storage::scan_series_samples`].
 struct SampleCollector {
     first: u64,
-    /// Slot of each id in `first..=last` (`u32::MAX`: not wanted).
+    /// Slot of each id in `first..` (`u32::MAX`: not wanted) when the ids are close
+    /// together (one node's ids); otherwise empty and `sparse` holds the slots.
     slots: Vec<u32>,
+    sparse: std::collections::HashMap<u64, u32>,
     series: Vec<SeriesSamples>,
     /// Whether a series received a sample not after its previous one.
     unordered: Vec<bool>,
@@ -879,18 +920,38 @@ struct SampleCollector {
 }
 
 impl SampleCollector {
-    /// `wanted` is sorted, deduplicated and not empty.
-    fn new(wanted: &[u64], limit: u64) -> Self {
-        let first = wanted[0];
-        let span = (wanted[wanted.len() - 1] - first) as usize + 1;
-        // Series ids are dense per tenant, so the span is at most the tenant's series count.
-        let mut slots = vec![u32::MAX; span];
-        for (slot, id) in wanted.iter().enumerate() {
-            slots[(id - first) as usize] = slot as u32;
+    /// `wanted` is sorted, deduplicated and not empty; `aliases` are `(alias, id)` pairs
+    /// whose samples go to the slot of a wanted id.
+    fn new(wanted: &[u64], aliases: &[(u64, u64)], limit: u64) -> Self {
+        let mut all: Vec<(u64, u32)> = wanted
+            .iter()
+            .enumerate()
+            .map(|(slot, id)| (*id, slot as u32))
+            .collect();
+        for (alias, id) in aliases {
+            if let Ok(slot) = wanted.binary_search(id) {
+                all.push((*alias, slot as u32));
+            }
+        }
+        all.sort_unstable();
+        all.dedup_by_key(|(id, _)| *id);
+        let first = all[0].0;
+        let span = all[all.len() - 1].0 - first;
+        let mut slots = Vec::new();
+        let mut sparse = std::collections::HashMap::new();
+        // Ids of one node are dense; ids of several nodes are 2^40 apart.
+        if span <= 8 * all.len() as u64 + 1024 {
+            slots = vec![u32::MAX; span as usize + 1];
+            for (id, slot) in &all {
+                slots[(id - first) as usize] = *slot;
+            }
+        } else {
+            sparse = all.iter().copied().collect();
         }
         SampleCollector {
             first,
             slots,
+            sparse,
             series: wanted
                 .iter()
                 .map(|id| SeriesSamples {
@@ -905,7 +966,24 @@ impl SampleCollector {
         }
     }
 
+    /// Every id read (wanted ids and their aliases), sorted.
+    fn ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = if self.slots.is_empty() {
+            self.sparse.keys().copied().collect()
+        } else {
+            (0..self.slots.len() as u64)
+                .filter(|i| self.slots[*i as usize] != u32::MAX)
+                .map(|i| self.first + i)
+                .collect()
+        };
+        ids.sort_unstable();
+        ids
+    }
+
     fn slot(&self, id: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return self.sparse.get(&id).map(|slot| *slot as usize);
+        }
         let index = usize::try_from(id.checked_sub(self.first)?).ok()?;
         self.slots
             .get(index)
@@ -960,6 +1038,42 @@ impl SampleCollector {
         self.series.retain(|s| !s.ts.is_empty());
         self.series
     }
+}
+
+impl Storage {
+    /// `(alias, id)` for every alias of the given series ids (usually none).
+    fn series_aliases(&self, tenant: &TenantId, ids: &[u64]) -> Vec<(u64, u64)> {
+        let Some(catalog) = self.existing_catalog(tenant) else {
+            return Vec::new();
+        };
+        let index = catalog.series.read().unwrap_or_else(|p| p.into_inner());
+        if !index.has_aliases() {
+            return Vec::new();
+        }
+        ids.iter()
+            .flat_map(|id| {
+                index
+                    .aliases(SeriesId(*id))
+                    .iter()
+                    .map(move |alias| (*alias, *id))
+            })
+            .collect()
+    }
+}
+
+/// Replaces alias ids by their series' id in column 0 of an exemplars batch.
+fn rename_series(batch: &RecordBatch, aliases: &[(u64, u64)]) -> Result<RecordBatch> {
+    let Some(ids) = batch.column(0).as_any().downcast_ref::<UInt64Array>() else {
+        return Ok(batch.clone());
+    };
+    let map: std::collections::HashMap<u64, u64> = aliases.iter().copied().collect();
+    let renamed: UInt64Array = ids
+        .iter()
+        .map(|id| id.map(|id| map.get(&id).copied().unwrap_or(id)))
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    columns[0] = Arc::new(renamed);
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| Error::arrow("renaming series", e))
 }
 
 fn sample_columns(batch: &RecordBatch) -> Result<(&UInt64Array, &Int64Array, &Float64Array)> {

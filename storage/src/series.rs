@@ -1,8 +1,9 @@
 //! Metric label sets, matchers, and the in-memory series index (label → series ids).
 //!
-//! Series ids are dense per tenant (0, 1, 2…), so postings lists are appended in
-//! order and stay sorted without any work. Lookup of an incoming label set hashes its
-//! canonical bytes (xxh3) and compares labels on a hit.
+//! Series ids are unique across nodes (a node ordinal in the high bits, a dense local
+//! number below); the index maps them to dense positions, so postings lists are
+//! appended in order and stay sorted without any work. Lookup of an incoming label set
+//! hashes its canonical bytes (xxh3_128; a hit needs no label comparison).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -170,19 +171,47 @@ impl Matcher {
     }
 }
 
+/// Bits of a series id that number the series within one node's id space; the bits
+/// above hold the node's ordinal (0 for a single node and for data written before
+/// ordinals existed).
+pub const LOCAL_ID_BITS: u32 = 40;
+
+/// The first series id of the node with `ordinal`.
+pub fn series_id_base(ordinal: u64) -> u64 {
+    ordinal << LOCAL_ID_BITS
+}
+
 /// The series of one tenant: labels by id, ids by labels, and postings per label pair.
+///
+/// Series ids are global (`ordinal << 40 | local`, see [`series_id_base`]), so they are
+/// not dense: each id is mapped to a dense position, and postings list positions, which
+/// are handed out in insertion order and so stay sorted without work. One label set
+/// has one position; when it arrives under a second id (written through two ingesters),
+/// that id becomes an alias of the position: selection returns the first id (the
+/// canonical one) and [`SeriesIndex::aliases`] gives the others, whose samples readers
+/// merge into it, as PromQL wants one series per label set.
 #[derive(Default)]
 pub(crate) struct SeriesIndex {
-    by_fingerprint: HashMap<u128, u64>,
-    labels: Vec<Option<Labels>>,
-    postings: HashMap<String, BTreeMap<String, Vec<u64>>>,
-    /// Smallest and largest sample timestamp seen per series (ms).
+    /// Id (canonical or alias) → position.
+    positions: HashMap<u64, u32>,
+    /// Per position: the canonical id, the labels, the sample time bounds (ms).
+    ids: Vec<u64>,
+    labels: Vec<Labels>,
     bounds: Vec<(i64, i64)>,
-    count: usize,
+    by_fingerprint: HashMap<u128, u32>,
+    postings: HashMap<String, BTreeMap<String, Vec<u32>>>,
+    /// Ids other than the canonical one, per position.
+    aliases: HashMap<u32, Vec<u64>>,
+    /// One past the largest local id seen, per ordinal.
+    next_local: HashMap<u64, u64>,
+    /// Ids created here (or replayed) that no series segment holds yet, oldest first.
+    unpersisted: Vec<u64>,
+    /// Every id, sorted, per ordinal (what an ingester answers a querier's series sync from).
+    by_ordinal: HashMap<u64, Vec<u64>>,
 }
 
 impl SeriesIndex {
-    /// Returns the id of an existing label set.
+    /// Returns the (canonical) id of an existing label set.
     pub fn get(&self, labels: &Labels) -> Option<SeriesId> {
         self.lookup(labels.fingerprint())
     }
@@ -190,129 +219,191 @@ impl SeriesIndex {
     fn lookup(&self, fingerprint: u128) -> Option<SeriesId> {
         self.by_fingerprint
             .get(&fingerprint)
-            .map(|id| SeriesId(*id))
+            .map(|position| SeriesId(self.ids[*position as usize]))
     }
 
-    /// Returns the id for `labels`, creating the series if needed; the flag tells whether it was new.
-    pub fn get_or_create(&mut self, labels: &Labels) -> (SeriesId, bool) {
+    /// Returns the id for `labels`, creating the series in the id space that starts at
+    /// `base` (this node's [`series_id_base`]) if needed; the flag tells whether it was new.
+    pub fn get_or_create(&mut self, labels: &Labels, base: u64) -> (SeriesId, bool) {
         let fingerprint = labels.fingerprint();
         if let Some(id) = self.lookup(fingerprint) {
             return (id, false);
         }
-        let id = self.labels.len() as u64;
-        self.insert_at(id, labels.clone(), fingerprint);
+        let ordinal = base >> LOCAL_ID_BITS;
+        let local = self.next_local.get(&ordinal).copied().unwrap_or(0);
+        let id = base | local;
+        self.insert(id, labels.clone(), fingerprint);
+        self.unpersisted.push(id);
         (SeriesId(id), true)
     }
 
-    /// Registers a series under a known id (WAL replay and segment load).
-    pub fn insert_with_id(&mut self, id: SeriesId, labels: Labels) {
-        let index = id.0 as usize;
-        if self.labels.get(index).is_some_and(Option::is_some) {
+    /// Registers a series under a known id: from a series segment (`persisted`) or from
+    /// WAL replay (then the next flush writes it to a series segment). Known ids are
+    /// left alone.
+    pub fn insert_with_id(&mut self, id: SeriesId, labels: Labels, persisted: bool) {
+        if self.positions.contains_key(&id.0) {
             return;
         }
         let fingerprint = labels.fingerprint();
-        self.insert_at(id.0, labels, fingerprint);
+        self.insert(id.0, labels, fingerprint);
+        if !persisted {
+            self.unpersisted.push(id.0);
+        }
     }
 
-    fn insert_at(&mut self, id: u64, labels: Labels, fingerprint: u128) {
-        let index = id as usize;
-        if self.labels.len() <= index {
-            self.labels.resize(index + 1, None);
+    fn insert(&mut self, id: u64, labels: Labels, fingerprint: u128) {
+        let ordinal = id >> LOCAL_ID_BITS;
+        let local = id & ((1 << LOCAL_ID_BITS) - 1);
+        let next = self.next_local.entry(ordinal).or_insert(0);
+        *next = (*next).max(local + 1);
+        let ids = self.by_ordinal.entry(ordinal).or_default();
+        match ids.last() {
+            Some(last) if *last > id => {
+                let at = ids.partition_point(|x| *x < id);
+                ids.insert(at, id);
+            }
+            _ => ids.push(id),
         }
+        if let Some(&position) = self.by_fingerprint.get(&fingerprint) {
+            self.positions.insert(id, position);
+            self.aliases.entry(position).or_default().push(id);
+            return;
+        }
+        let position = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
         for (name, value) in labels.iter() {
-            let list = self
-                .postings
+            self.postings
                 .entry(name.to_string())
                 .or_default()
                 .entry(value.to_string())
-                .or_default();
-            match list.last() {
-                Some(last) if *last > id => {
-                    let at = list.partition_point(|x| *x < id);
-                    list.insert(at, id);
-                }
-                _ => list.push(id),
-            }
+                .or_default()
+                .push(position);
         }
-        self.by_fingerprint.insert(fingerprint, id);
-        self.labels[index] = Some(labels);
-        self.count += 1;
+        self.by_fingerprint.insert(fingerprint, position);
+        self.positions.insert(id, position);
+        self.ids.push(id);
+        self.labels.push(labels);
+        self.bounds.push((i64::MAX, i64::MIN));
     }
 
-    /// Returns the labels of a series.
+    /// Returns the labels of a series (canonical id or alias).
     pub fn labels(&self, id: SeriesId) -> Option<&Labels> {
-        self.labels.get(id.0 as usize).and_then(Option::as_ref)
+        self.positions
+            .get(&id.0)
+            .map(|position| &self.labels[*position as usize])
     }
 
-    /// Number of series.
+    /// Number of distinct label sets.
     pub fn len(&self) -> usize {
-        self.count
+        self.ids.len()
     }
 
-    /// One past the largest id in use.
-    pub fn next_id(&self) -> u64 {
-        self.labels.len() as u64
+    /// The other ids of the label set of canonical id `id` (empty for most series).
+    pub fn aliases(&self, id: SeriesId) -> &[u64] {
+        self.positions
+            .get(&id.0)
+            .filter(|position| self.ids[**position as usize] == id.0)
+            .and_then(|position| self.aliases.get(position))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// True when some label set has more than one id.
+    pub fn has_aliases(&self) -> bool {
+        !self.aliases.is_empty()
+    }
+
+    /// The series created or replayed here that no series segment holds yet, oldest first.
+    pub fn unpersisted(&self) -> Vec<(u64, Labels)> {
+        self.unpersisted
+            .iter()
+            .filter_map(|id| self.labels(SeriesId(*id)).map(|l| (*id, l.clone())))
+            .collect()
+    }
+
+    /// Up to `limit` series of node `ordinal` with a local id from `after` on, by id.
+    pub fn ids_from(&self, ordinal: u64, after: u64, limit: usize) -> Vec<(u64, Labels)> {
+        let Some(ids) = self.by_ordinal.get(&ordinal) else {
+            return Vec::new();
+        };
+        let from = ids.partition_point(|id| *id < series_id_base(ordinal) | after);
+        ids[from..]
+            .iter()
+            .take(limit)
+            .filter_map(|id| self.labels(SeriesId(*id)).map(|l| (*id, l.clone())))
+            .collect()
+    }
+
+    /// One past the largest local id known, per ordinal.
+    pub fn cursors(&self) -> BTreeMap<u64, u64> {
+        self.next_local.iter().map(|(o, n)| (*o, *n)).collect()
+    }
+
+    /// Records that the first `count` of [`SeriesIndex::unpersisted`] are in a segment now.
+    pub fn mark_persisted(&mut self, count: usize) {
+        let count = count.min(self.unpersisted.len());
+        self.unpersisted.drain(..count);
     }
 
     /// Widens a series' known time bounds.
     pub fn observe(&mut self, id: SeriesId, min_ts: i64, max_ts: i64) {
-        let index = id.0 as usize;
-        if self.bounds.len() <= index {
-            self.bounds.resize(index + 1, (i64::MAX, i64::MIN));
-        }
-        let bounds = &mut self.bounds[index];
+        let Some(&position) = self.positions.get(&id.0) else {
+            return;
+        };
+        let bounds = &mut self.bounds[position as usize];
         bounds.0 = bounds.0.min(min_ts);
         bounds.1 = bounds.1.max(max_ts);
     }
 
     /// Returns true when the series has samples that may overlap `[start, end]` (ms).
     pub fn overlaps(&self, id: SeriesId, start: i64, end: i64) -> bool {
-        self.bounds
-            .get(id.0 as usize)
-            .is_some_and(|(min, max)| *min <= end && *max >= start)
+        self.positions
+            .get(&id.0)
+            .map(|position| self.bounds[*position as usize])
+            .is_some_and(|(min, max)| min <= end && max >= start)
     }
 
-    /// Returns the sorted ids of the series that satisfy every matcher.
+    /// Returns the sorted canonical ids of the series that satisfy every matcher.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesId> {
-        let mut selected: Option<Vec<u64>> = None;
+        let mut selected: Option<Vec<u32>> = None;
         for matcher in matchers.iter().filter(|m| !m.matches("")) {
-            let ids = self.union_of_values(matcher, true);
+            let positions = self.union_of_values(matcher, true);
             selected = Some(match selected {
-                None => ids,
-                Some(current) => intersect(&current, &ids),
+                None => positions,
+                Some(current) => intersect(&current, &positions),
             });
             if selected.as_ref().is_some_and(Vec::is_empty) {
                 return Vec::new();
             }
         }
-        let mut selected = selected.unwrap_or_else(|| {
-            (0..self.labels.len() as u64)
-                .filter(|id| self.labels[*id as usize].is_some())
-                .collect()
-        });
+        let mut selected = selected
+            .unwrap_or_else(|| (0..u32::try_from(self.ids.len()).unwrap_or(u32::MAX)).collect());
         for matcher in matchers.iter().filter(|m| m.matches("")) {
             let excluded = self.union_of_values(matcher, false);
             selected = subtract(&selected, &excluded);
         }
-        selected.into_iter().map(SeriesId).collect()
+        let mut ids: Vec<SeriesId> = selected
+            .into_iter()
+            .map(|position| SeriesId(self.ids[position as usize]))
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
-    /// Ids of series whose value for the matcher's label matches (or not, per `want`).
-    fn union_of_values(&self, matcher: &Matcher, want: bool) -> Vec<u64> {
+    /// Positions of series whose value for the matcher's label matches (or not, per `want`).
+    fn union_of_values(&self, matcher: &Matcher, want: bool) -> Vec<u32> {
         let Some(values) = self.postings.get(matcher.name()) else {
             return Vec::new();
         };
         if matcher.op == MatchOp::Equal && want {
             return values.get(&matcher.value).cloned().unwrap_or_default();
         }
-        let mut ids: Vec<u64> = values
+        let mut positions: Vec<u32> = values
             .iter()
             .filter(|(value, _)| matcher.matches(value) == want)
-            .flat_map(|(_, ids)| ids.iter().copied())
+            .flat_map(|(_, positions)| positions.iter().copied())
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        positions.sort_unstable();
+        positions.dedup();
+        positions
     }
 
     /// Returns the label names used by the given series (or by all series), sorted.
@@ -356,7 +447,7 @@ impl SeriesIndex {
     }
 }
 
-fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {
@@ -373,7 +464,7 @@ fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
-fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
+fn subtract(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut j = 0;
     let mut out = Vec::with_capacity(a.len());
     for &x in a {
@@ -410,12 +501,15 @@ mod tests {
             ("db", "200", ""),
             ("gateway", "404", "POST"),
         ] {
-            index.get_or_create(&labels(&[
-                ("__name__", "http_requests_total"),
-                ("job", job),
-                ("code", code),
-                ("method", method),
-            ]));
+            index.get_or_create(
+                &labels(&[
+                    ("__name__", "http_requests_total"),
+                    ("job", job),
+                    ("code", code),
+                    ("method", method),
+                ]),
+                0,
+            );
         }
         index
     }
@@ -431,8 +525,8 @@ mod tests {
     #[test]
     fn same_labels_in_any_order_get_the_same_id() {
         let mut index = SeriesIndex::default();
-        let (a, new_a) = index.get_or_create(&labels(&[("b", "2"), ("a", "1")]));
-        let (b, new_b) = index.get_or_create(&labels(&[("a", "1"), ("b", "2")]));
+        let (a, new_a) = index.get_or_create(&labels(&[("b", "2"), ("a", "1")]), 0);
+        let (b, new_b) = index.get_or_create(&labels(&[("a", "1"), ("b", "2")]), 0);
         assert_eq!((a, new_a, new_b), (b, true, false));
     }
 
@@ -470,6 +564,45 @@ mod tests {
     }
 
     #[test]
+    fn ids_of_other_nodes_are_remapped_and_one_label_set_keeps_one_entry() {
+        let mut index = SeriesIndex::default();
+        let a = series_id_base(1);
+        let b = series_id_base(2);
+        let up_api = labels(&[("__name__", "up"), ("job", "api")]);
+        let up_db = labels(&[("__name__", "up"), ("job", "db")]);
+        // Node 2 wrote both series first (its ids are larger than node 1's).
+        index.insert_with_id(SeriesId(b), up_api.clone(), true);
+        index.insert_with_id(SeriesId(b + 1), up_db.clone(), true);
+        // Node 1 (this one) creates `up{job="api"}` again under its own id only when it
+        // did not know it: here it knows it, so it reuses node 2's id.
+        assert_eq!(index.get_or_create(&up_api, a), (SeriesId(b), false));
+        // Node 1 created the same label set independently (learnt from a segment).
+        index.insert_with_id(SeriesId(a), up_api.clone(), true);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.labels(SeriesId(a)), Some(&up_api));
+        assert_eq!(index.aliases(SeriesId(b)), &[a]);
+        assert!(
+            index.aliases(SeriesId(a)).is_empty(),
+            "aliases are listed on the canonical id"
+        );
+        let matcher = Matcher::new(MatchOp::Equal, "__name__", "up").unwrap();
+        assert_eq!(index.select(&[matcher]), vec![SeriesId(b), SeriesId(b + 1)]);
+        // A new series of node 1 continues its local numbering.
+        let (new, created) = index.get_or_create(&labels(&[("__name__", "up"), ("job", "web")]), a);
+        assert_eq!((new, created), (SeriesId(a + 1), true));
+        assert_eq!(
+            index.unpersisted(),
+            vec![(a + 1, labels(&[("__name__", "up"), ("job", "web")]))]
+        );
+        index.mark_persisted(1);
+        assert!(index.unpersisted().is_empty());
+        // Bounds observed through an alias widen the label set's bounds.
+        index.observe(SeriesId(a), 100, 200);
+        assert!(index.overlaps(SeriesId(b), 150, 160));
+        assert!(!index.overlaps(SeriesId(b), 300, 400));
+    }
+
+    #[test]
     fn empty_values_are_dropped_and_duplicates_rejected() {
         assert_eq!(labels(&[("a", ""), ("b", "1")]).len(), 1);
         assert!(Labels::new(vec![("a".into(), "1".into()), ("a".into(), "2".into())]).is_err());
@@ -487,7 +620,7 @@ mod tests {
             let mut all = Vec::new();
             for attrs in &series {
                 let l = Labels::from_metric("m", attrs).unwrap();
-                let (id, _) = index.get_or_create(&l);
+                let (id, _) = index.get_or_create(&l, 0);
                 all.push((id.0, l));
             }
             all.sort();
