@@ -499,8 +499,7 @@ async fn writes_through_two_ingesters_are_answered_by_both_queriers_and_survive_
                 let expected = expected.clone();
                 async move {
                     let series = query_points(querier, t0_s, last_s).await?;
-                    eprintln!("DEBUG {}: {series:?}", querier.name);
-                    if series == expected {
+                        if series == expected {
                         Ok(())
                     } else {
                         Err(format!("{series:?}, expected {expected:?}"))
