@@ -265,7 +265,7 @@ impl Storage {
 fn merge(
     table: Table,
     inputs: Vec<Vec<RecordBatch>>,
-    ranks: &[u32],
+    ranks: &flush::MetricRanks,
     config: &crate::Config,
 ) -> Result<EncodedSegment> {
     let level = config.zstd_level_compacted;

@@ -179,24 +179,25 @@ impl Storage {
     }
 
     /// The rank of each series' metric name among the tenant's metric names, by series
-    /// id (ids are dense per tenant), for [`encode_samples`]: samples files keep one
-    /// metric's series together.
-    pub(crate) fn metric_ranks(&self, tenant: &TenantId) -> Arc<Vec<u32>> {
+    /// id (canonical ids and aliases alike), for [`encode_samples`]: samples files keep
+    /// one metric's series together.
+    pub(crate) fn metric_ranks(&self, tenant: &TenantId) -> Arc<MetricRanks> {
         let Some(catalog) = self.existing_catalog(tenant) else {
             return Arc::default();
         };
         let index = catalog.series.read().unwrap_or_else(|p| p.into_inner());
-        let names: Vec<Option<&str>> = (0..index.next_id())
-            .map(|id| index.labels(SeriesId(id)).map(Labels::metric_name))
+        let names: Vec<(u64, &str)> = index
+            .all_ids()
+            .map(|(id, labels)| (id, labels.metric_name()))
             .collect();
-        let mut distinct: Vec<&str> = names.iter().flatten().copied().collect();
+        let mut distinct: Vec<&str> = names.iter().map(|(_, name)| *name).collect();
         distinct.sort_unstable();
         distinct.dedup();
         let ranks = names
             .iter()
-            .map(|name| {
-                name.and_then(|n| distinct.binary_search(&n).ok())
-                    .map_or(u32::MAX, |r| r as u32)
+            .filter_map(|(id, name)| {
+                let rank = distinct.binary_search(name).ok()?;
+                Some((*id, u32::try_from(rank).unwrap_or(u32::MAX)))
             })
             .collect();
         Arc::new(ranks)
@@ -205,7 +206,7 @@ impl Storage {
     async fn encode_memtable(
         &self,
         memtable: &Arc<TenantMemtable>,
-        ranks: Arc<Vec<u32>>,
+        ranks: Arc<MetricRanks>,
     ) -> Result<Vec<EncodedSegment>> {
         let memtable = memtable.clone();
         self.blocking(move |config| {
@@ -287,20 +288,20 @@ impl Storage {
 
 const NS_PER_MS: i64 = 1_000_000;
 
+/// Series id → rank of its metric name among the tenant's metric names.
+pub(crate) type MetricRanks = std::collections::HashMap<u64, u32>;
+
 /// Encodes samples given per series (each in strictly increasing time order) in the
 /// layout of [`sample_codec::SampleWindows`], with the run index in the footer; `ranks`
 /// is [`Storage::metric_ranks`].
 pub(crate) fn encode_samples(
     series: Vec<(u64, Vec<i64>, Vec<f64>)>,
-    ranks: &[u32],
+    ranks: &MetricRanks,
     level: i32,
     row_group_rows: usize,
 ) -> Result<EncodedSegment> {
     let windows = sample_codec::SampleWindows::new(series, |id| {
-        usize::try_from(id)
-            .ok()
-            .and_then(|i| ranks.get(i).copied())
-            .unwrap_or(u32::MAX)
+        ranks.get(&id).copied().unwrap_or(u32::MAX)
     });
     let (rows, min_ts, max_ts) = (windows.rows, windows.min_ts, windows.max_ts);
     let properties = segment::writer_properties(Table::Samples, level, row_group_rows, 0)?;

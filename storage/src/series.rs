@@ -292,6 +292,13 @@ impl SeriesIndex {
             .map(|position| &self.labels[*position as usize])
     }
 
+    /// Every id (canonical and alias) with its labels, in no particular order.
+    pub fn all_ids(&self) -> impl Iterator<Item = (u64, &Labels)> {
+        self.positions
+            .iter()
+            .map(|(id, position)| (*id, &self.labels[*position as usize]))
+    }
+
     /// Number of distinct label sets.
     pub fn len(&self) -> usize {
         self.ids.len()
