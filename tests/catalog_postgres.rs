@@ -254,7 +254,7 @@ async fn two_engines_share_one_postgres_catalog() {
     .unwrap();
     assert_eq!(
         postgres.query("SELECT count(*) FROM sightline_migrations"),
-        "1"
+        "2"
     );
     let tenant = TenantId::new("team-a").unwrap();
     let t0 = now_ns();

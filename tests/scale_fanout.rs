@@ -357,6 +357,7 @@ async fn time_until_visible(base: &str, query: &str, t0_ns: i64) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the measured visibility delay is printed
 async fn a_querier_answers_unflushed_rows_through_the_ingester_and_nothing_twice() {
     let postgres = Postgres::start();
     let shared = tempfile::tempdir().unwrap();
