@@ -499,7 +499,7 @@ async fn writes_through_two_ingesters_are_answered_by_both_queriers_and_survive_
                 let expected = expected.clone();
                 async move {
                     let series = query_points(querier, t0_s, last_s).await?;
-                        if series == expected {
+                    if series == expected {
                         Ok(())
                     } else {
                         Err(format!("{series:?}, expected {expected:?}"))
