@@ -10,7 +10,9 @@
 //! the same lines (`<service> <body>` per line), in the same run.
 //!
 //! Run: `LOG_BENCH_LINES=10000000 cargo bench --bench log_search` (default 1 M lines;
-//! `LOG_BENCH_FLUSH_LINES`, default 2 M, lines per flushed segment).
+//! `LOG_BENCH_FLUSH_LINES`, default 2 M, lines per flushed segment; `LOG_BENCH_ONLY`, a
+//! substring of the case names to run, e.g. `rare` while profiling; `LOG_BENCH_RUNS`,
+//! default 5, page runs per case).
 
 use std::io::Write;
 use std::process::Command;
@@ -137,12 +139,22 @@ fn main() {
     raw.flush().expect("raw flush");
     drop(raw);
     runtime.block_on(storage.flush()).expect("flush");
+    let segments = storage.segments();
+    let parquet_bytes: u64 = segments.iter().map(|s| s.parquet_bytes).sum();
+    let all_bytes: u64 = segments.iter().map(|s| s.bytes).sum();
     let _ = writeln!(
         out,
-        "log_search: {total} lines written and flushed in {:.1}s, {} segments",
+        "log_search: {total} lines written and flushed in {:.1}s, {} segments, {:.1} MB Parquet + {:.1} MB index",
         started.elapsed().as_secs_f64(),
-        storage.segments().len()
+        segments.len(),
+        parquet_bytes as f64 / 1e6,
+        all_bytes.saturating_sub(parquet_bytes) as f64 / 1e6,
     );
+    let only = std::env::var("LOG_BENCH_ONLY").unwrap_or_default();
+    let runs: usize = std::env::var("LOG_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
 
     let end_ns = base_ns + total as i64 * 1_000_000;
     let cases: [(&str, &str, Option<&str>, &str); 6] = [
@@ -170,6 +182,9 @@ fn main() {
         "query", "page p50 ms", "count p50 ms", "hits", "grep -c ms", "rg -c ms", "grep hits"
     );
     for (name, q, service, needle) in cases {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let request = LogSearch {
             query: q.to_string(),
             start_ns: base_ns,
@@ -179,7 +194,7 @@ fn main() {
             ..LogSearch::default()
         };
         let mut page_times = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..runs.max(1) {
             let t = Instant::now();
             let page = runtime
                 .block_on(search(&storage, &tenant, &request))

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use proto::{ByteSize, HumanDuration, TenantId, TraceId};
 use query::QueryContext;
-use query::traces::{TimeRange, TraceSearch, search, trace_by_id};
+use query::traces::{TimeRange, TraceSearch, search, search_full_scan, trace_by_id};
 use storage::model::spans_batch;
 use storage::{Config, Storage};
 use workload::RequestWorkload;
@@ -206,19 +206,34 @@ fn main() {
         ];
         for (name, request) in cases {
             let mut times = Vec::new();
-            let mut found = 0;
+            let mut found = Vec::new();
             for _ in 0..5 {
                 let t = Instant::now();
-                let traces = runtime
+                found = runtime
                     .block_on(search(&context, &tenant, &request))
                     .expect("search");
                 times.push(t.elapsed());
-                found = traces.len();
             }
+            // The full-scan search it replaced, same data, same run (3 runs: it is slow).
+            let mut full_times = Vec::new();
+            let mut full = Vec::new();
+            for _ in 0..3 {
+                let t = Instant::now();
+                full = runtime
+                    .block_on(search_full_scan(&context, &tenant, &request))
+                    .expect("full-scan search");
+                full_times.push(t.elapsed());
+            }
+            assert!(
+                found == full,
+                "search and full-scan search disagree on {name}"
+            );
             let _ = writeln!(
                 out,
-                "trace search, last {label}, {name}: p50 {:.1} ms ({found} traces)",
-                percentile(&mut times, 0.5)
+                "trace search, last {label}, {name}: p50 {:.1} ms, full scan p50 {:.1} ms ({} traces, same answer)",
+                percentile(&mut times, 0.5),
+                percentile(&mut full_times, 0.5),
+                found.len()
             );
         }
     }

@@ -57,7 +57,8 @@ pub use fanout::{
 };
 pub use manifest::{Manifest, SegmentMeta, Table};
 pub use read::{
-    LogHits, LogRowRefs, LogScan, LogTimeline, SeriesSamples, SpanScan, TimelineSource,
+    LogHits, LogRowRefs, LogScan, LogTimeline, SeriesSamples, SpanScan, SpanSource, SpanTimeline,
+    TimelineSource,
 };
 pub use s3::{S3Addressing, S3Config};
 pub use textindex::TextQuery;

@@ -57,6 +57,47 @@ pub struct SpanScan {
     pub service: Option<String>,
 }
 
+/// The first pass of a late-materialised span read: for each source (a memtable batch
+/// or a segment), the spans matching a [`SpanScan`], with only the columns a caller
+/// asked for. A trace search decides on these (trace id, start, duration, …) which
+/// traces it returns, then reads only their spans in full with
+/// [`Storage::read_span_rows`].
+#[derive(Debug, Default)]
+pub struct SpanTimeline {
+    /// One entry per source with matching spans.
+    pub sources: Vec<SpanSource>,
+}
+
+/// The matching spans of one source, projected.
+#[derive(Debug, Clone)]
+pub struct SpanSource {
+    /// Row numbers within the source, ascending.
+    pub rows: Vec<u32>,
+    /// The asked-for columns of these rows (plus the ones the scan filters on), under
+    /// their [`SPANS_SCHEMA`] names, in schema order: row `i` of the concatenated
+    /// batches is `rows[i]`.
+    pub columns: Vec<RecordBatch>,
+    place: SpanPlace,
+}
+
+#[derive(Debug, Clone)]
+enum SpanPlace {
+    Hot(RecordBatch),
+    Cold(SegmentMeta),
+}
+
+impl SpanTimeline {
+    /// Number of spans over every source.
+    pub fn len(&self) -> usize {
+        self.sources.iter().map(|s| s.rows.len()).sum()
+    }
+
+    /// True when no source has a span.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The result of a full-text log search: matching rows still in memory, and row
 /// references into segments.
 #[derive(Debug, Default)]
@@ -196,6 +237,51 @@ impl SpanScan {
         }
         true
     }
+}
+
+/// Which rows of a projected span batch (see [`Storage::span_timeline`]) satisfy `scan`.
+fn projected_span_mask(scan: &SpanScan, batch: &RecordBatch) -> Result<BooleanArray> {
+    let corrupt = |name: &str| Error::Corrupt {
+        what: "spans segment".into(),
+        reason: format!("projected column {name:?} is missing or of an unexpected type"),
+    };
+    let start = batch
+        .column_by_name("start")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .ok_or_else(|| corrupt("start"))?;
+    let trace = match &scan.trace_id {
+        Some(_) => Some(
+            batch
+                .column_by_name("trace_id")
+                .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
+                .ok_or_else(|| corrupt("trace_id"))?,
+        ),
+        None => None,
+    };
+    let service = match &scan.service {
+        Some(_) => Some(
+            batch
+                .column_by_name("service")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| corrupt("service"))?,
+        ),
+        None => None,
+    };
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            let ts = start.value(row);
+            let keep = ts >= scan.start_ns
+                && ts <= scan.end_ns
+                && scan.trace_id.as_ref().is_none_or(|id| {
+                    trace.is_some_and(|t| t.is_valid(row) && t.value(row) == id.as_bytes())
+                })
+                && scan
+                    .service
+                    .as_deref()
+                    .is_none_or(|s| service.is_some_and(|c| c.is_valid(row) && c.value(row) == s));
+            Some(keep)
+        })
+        .collect())
 }
 
 pub(crate) fn filter_rows(
@@ -621,20 +707,24 @@ impl Storage {
                 service: (scan.services.len() == 1).then(|| scan.services[0].as_str()),
                 trace_id_hex: trace_hex.as_deref(),
             };
-            let has_index = segment.index_path.is_some();
-            let candidates = match &segment.index_path {
-                Some(_) => self.log_index(&segment).await?.candidates(&filter)?,
+            let index = match &segment.index_path {
+                Some(_) => Some(self.log_index(&segment).await?),
+                None => None,
+            };
+            let candidates = match &index {
+                Some(index) => index.candidates(&filter)?,
                 None => None,
             };
             if candidates.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
             let exact = scan.services.len() <= 1
-                && (has_index
-                    || (scan.services.is_empty()
-                        && scan.trace_id.is_none()
-                        && scan.text.is_none()))
-                && scan.text.as_ref().is_none_or(TextQuery::index_is_exact);
+                && match &index {
+                    Some(index) => scan.text.as_ref().is_none_or(|t| index.answers_exactly(t)),
+                    None => {
+                        scan.services.is_empty() && scan.trace_id.is_none() && scan.text.is_none()
+                    }
+                };
             let keep_group = |group: &parquet::file::metadata::RowGroupMetaData| {
                 i64_range(group, log_col::TIMESTAMP)
                     .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns)
@@ -818,6 +908,142 @@ impl Storage {
             out.push(segment::empty(&SPANS_SCHEMA));
         }
         Ok(out)
+    }
+
+    /// The first pass of a late-materialised span read: the spans matching `scan`, per
+    /// source, with only the named [`SPANS_SCHEMA`] columns (and those the scan filters
+    /// on) read. Unknown names are an error.
+    pub async fn span_timeline(
+        &self,
+        tenant: &TenantId,
+        scan: &SpanScan,
+        columns: &[&str],
+    ) -> Result<SpanTimeline> {
+        let mut projection = vec![span_col::START];
+        if scan.trace_id.is_some() {
+            projection.push(span_col::TRACE_ID);
+        }
+        if scan.service.is_some() {
+            projection.push(span_col::SERVICE);
+        }
+        for name in columns {
+            let index = SPANS_SCHEMA
+                .index_of(name)
+                .map_err(|_| Error::InvalidQuery(format!("spans have no column {name:?}")))?;
+            projection.push(index);
+        }
+        projection.sort_unstable();
+        projection.dedup();
+        let snapshot = self.snapshot();
+        let mut timeline = SpanTimeline::default();
+        let wanted = scan.trace_id.map(|id| id.0.to_vec());
+        for segment in self.segments_for(
+            &snapshot.manifest,
+            tenant,
+            Table::Spans,
+            scan.start_ns,
+            scan.end_ns,
+        ) {
+            let keep = |group: &parquet::file::metadata::RowGroupMetaData| {
+                let time_overlaps = i64_range(group, span_col::START)
+                    .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns);
+                let trace_inside = match (&wanted, bytes_range(group, span_col::TRACE_ID)) {
+                    (Some(id), Some((lo, hi))) => {
+                        lo.as_slice() <= id.as_slice() && id.as_slice() <= hi.as_slice()
+                    }
+                    _ => true,
+                };
+                time_overlaps && trace_inside
+            };
+            let rows = match &wanted {
+                Some(id) => {
+                    segment::rows_in_pages_with(&self.store, &segment, keep, span_col::TRACE_ID, id)
+                        .await?
+                }
+                None => None,
+            };
+            if rows.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
+            let (batches, numbers) =
+                segment::read_columns(&self.store, &segment, &projection, keep, rows.as_deref())
+                    .await?;
+            let mut source = SpanSource {
+                rows: Vec::new(),
+                columns: Vec::with_capacity(batches.len()),
+                place: SpanPlace::Cold(segment.clone()),
+            };
+            let mut numbers = numbers.iter();
+            for batch in &batches {
+                let mask = projected_span_mask(scan, batch)?;
+                for (keep, number) in mask.iter().zip(numbers.by_ref()) {
+                    if keep == Some(true) {
+                        source.rows.push(*number);
+                    }
+                }
+                if mask.true_count() == batch.num_rows() {
+                    source.columns.push(batch.clone());
+                } else if mask.true_count() > 0 {
+                    source.columns.push(
+                        filter_record_batch(batch, &mask)
+                            .map_err(|e| Error::arrow("filtering spans", e))?,
+                    );
+                }
+            }
+            if !source.rows.is_empty() {
+                timeline.sources.push(source);
+            }
+        }
+        for generation in &snapshot.generations {
+            let Some(memtable) = generation.get(tenant) else {
+                continue;
+            };
+            for batch in memtable.spans() {
+                let rows: Vec<u32> = (0..batch.num_rows())
+                    .filter(|row| scan.keep(&batch, *row))
+                    .map(|row| row as u32)
+                    .collect();
+                if rows.is_empty() {
+                    continue;
+                }
+                let indices = arrow::array::UInt32Array::from(rows.clone());
+                let projected = batch
+                    .project(&projection)
+                    .map_err(|e| Error::arrow("projecting spans", e))?;
+                let columns = arrow::compute::take_record_batch(&projected, &indices)
+                    .map_err(|e| Error::arrow("taking spans", e))?;
+                timeline.sources.push(SpanSource {
+                    rows,
+                    columns: vec![columns],
+                    place: SpanPlace::Hot(batch),
+                });
+            }
+        }
+        Ok(timeline)
+    }
+
+    /// The second pass of a late-materialised span read: every column of the given rows
+    /// of a timeline source (a sorted subset of its `rows`), in row order.
+    pub async fn read_span_rows(
+        &self,
+        source: &SpanSource,
+        rows: &[u32],
+    ) -> Result<Vec<RecordBatch>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &source.place {
+            SpanPlace::Hot(batch) => {
+                let indices = arrow::array::UInt32Array::from(rows.to_vec());
+                Ok(vec![
+                    arrow::compute::take_record_batch(batch, &indices)
+                        .map_err(|e| Error::arrow("taking spans", e))?,
+                ])
+            }
+            SpanPlace::Cold(segment) => {
+                segment::read(&self.store, segment, |_| true, Some(rows)).await
+            }
+        }
     }
 
     fn segments_for(

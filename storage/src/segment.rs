@@ -221,6 +221,20 @@ pub(crate) async fn read_leading_columns(
     keep: impl Fn(&RowGroupMetaData) -> bool,
     rows: Option<&[u32]>,
 ) -> Result<(Vec<RecordBatch>, Vec<u32>)> {
+    let columns: Vec<usize> = (0..columns).collect();
+    read_inner(store, segment, keep, rows, Some(&columns)).await
+}
+
+/// Like [`read_leading_columns`] with any set of columns (positions in the table
+/// schema): the returned batches hold those columns only, in schema order, under their
+/// schema names.
+pub(crate) async fn read_columns(
+    store: &SegmentStore,
+    segment: &SegmentMeta,
+    columns: &[usize],
+    keep: impl Fn(&RowGroupMetaData) -> bool,
+    rows: Option<&[u32]>,
+) -> Result<(Vec<RecordBatch>, Vec<u32>)> {
     read_inner(store, segment, keep, rows, Some(columns)).await
 }
 
@@ -305,7 +319,7 @@ async fn read_inner(
     segment: &SegmentMeta,
     keep: impl Fn(&RowGroupMetaData) -> bool,
     rows: Option<&[u32]>,
-    leading_columns: Option<usize>,
+    projection: Option<&[usize]>,
 ) -> Result<(Vec<RecordBatch>, Vec<u32>)> {
     let context = || format!("reading segment {}", segment.path);
     let reader = SegmentReader::new(store, segment);
@@ -326,10 +340,11 @@ async fn read_inner(
         return Ok((Vec::new(), Vec::new()));
     }
     let mut builder = builder.with_row_groups(groups.clone());
-    if let Some(columns) = leading_columns {
+    if let Some(columns) = projection {
+        let width = builder.schema().fields().len();
         let mask = ProjectionMask::roots(
             metadata.file_metadata().schema_descr(),
-            0..columns.min(builder.schema().fields().len()),
+            columns.iter().copied().filter(|c| *c < width),
         );
         builder = builder.with_projection(mask);
     }

@@ -5,11 +5,17 @@
 //! and drops id-like tokens), never miss one that does. Every hit is confirmed against
 //! the body read from Parquet with [`TextQuery::matches`].
 //!
-//! Indexed: `body` (doc ids only, no positions, no norms, nothing stored), `service`,
+//! Indexed: `body` (doc ids and positions, no norms, nothing stored), `service`,
 //! `severity` and `trace_id` as raw terms. Tokens that are mostly noise — hex runs of
 //! 16+ digits (trace and span ids, which have their own column), decimal runs of 9+
 //! digits — are dropped; a token longer than 255 bytes marks its document with a
 //! catch-all term instead, so substring queries stay exact.
+//!
+//! A body token's position is the ordinal of its alphanumeric run in the body, dropped
+//! runs included, so a phrase query on positions means exactly what
+//! [`TextQuery::Phrase`] means on the text: the index answers whole-word phrases without
+//! reading a body. Indexes written before positions were recorded still open; there a
+//! phrase narrows to the rows holding every word and is confirmed on the body.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +24,9 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::directory::RamDirectory;
-use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::query::{
+    BooleanQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RegexQuery, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Directory, Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument, Term};
@@ -198,6 +206,8 @@ struct LogTokenStream<'a> {
     runs: Box<dyn Iterator<Item = (usize, &'a str)> + 'a>,
     token: &'a mut Token,
     long_mark_done: bool,
+    /// Ordinal of the next alphanumeric run (dropped runs count too).
+    next_position: usize,
 }
 
 impl Tokenizer for LogTokenizer {
@@ -205,11 +215,11 @@ impl Tokenizer for LogTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> LogTokenStream<'a> {
         self.token.reset();
-        self.token.position = usize::MAX;
         LogTokenStream {
             runs: Box::new(alnum_runs(text)),
             token: &mut self.token,
             long_mark_done: false,
+            next_position: 0,
         }
     }
 }
@@ -217,6 +227,8 @@ impl Tokenizer for LogTokenizer {
 impl TokenStream for LogTokenStream<'_> {
     fn advance(&mut self) -> bool {
         for (offset, run) in self.runs.by_ref() {
+            let position = self.next_position;
+            self.next_position += 1;
             self.token.text.clear();
             match token_fate(run) {
                 TokenFate::Indexed => {
@@ -232,7 +244,7 @@ impl TokenStream for LogTokenStream<'_> {
             }
             self.token.offset_from = offset;
             self.token.offset_to = offset + run.len();
-            self.token.position = self.token.position.wrapping_add(1);
+            self.token.position = position;
             return true;
         }
         false
@@ -256,19 +268,23 @@ struct Fields {
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let text = |tokenizer: &str| {
+    let text = |tokenizer: &str, record: IndexRecordOption| {
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(tokenizer)
-                .set_index_option(IndexRecordOption::Basic)
+                .set_index_option(record)
                 .set_fieldnorms(false),
         )
     };
+    let basic = IndexRecordOption::Basic;
     let fields = Fields {
-        body: builder.add_text_field("body", text(TOKENIZER)),
-        service: builder.add_text_field("service", text("raw")),
-        severity: builder.add_text_field("severity", text("raw")),
-        trace_id: builder.add_text_field("trace_id", text("raw")),
+        body: builder.add_text_field(
+            "body",
+            text(TOKENIZER, IndexRecordOption::WithFreqsAndPositions),
+        ),
+        service: builder.add_text_field("service", text("raw", basic)),
+        severity: builder.add_text_field("severity", text("raw", basic)),
+        trace_id: builder.add_text_field("trace_id", text("raw", basic)),
     };
     (builder.build(), fields)
 }
@@ -383,6 +399,9 @@ fn pack(index: &Index, directory: &RamDirectory) -> Result<Vec<u8>> {
 pub(crate) struct LogIndex {
     reader: IndexReader,
     fields: Fields,
+    /// The body field records token positions (indexes written since phrases are
+    /// answered by the index).
+    positions: bool,
 }
 
 impl LogIndex {
@@ -426,7 +445,23 @@ impl LogIndex {
             .try_into()
             .map_err(index_error("opening log index reader"))?;
         let (_, fields) = schema();
-        Ok(LogIndex { reader, fields })
+        let positions = index
+            .schema()
+            .get_field_entry(fields.body)
+            .field_type()
+            .get_index_record_option()
+            .is_some_and(|record| record.has_positions());
+        Ok(LogIndex {
+            reader,
+            fields,
+            positions,
+        })
+    }
+
+    /// True when this index's candidates for `query` are exactly the matching rows (no
+    /// confirmation on the body needed).
+    pub fn answers_exactly(&self, query: &TextQuery) -> bool {
+        query.index_is_exact(self.positions)
     }
 
     /// Returns the rows that may match, sorted; `None` when the index cannot narrow the
@@ -535,6 +570,29 @@ impl LogIndex {
                     .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
             }
             TextQuery::Not(_) => None,
+            TextQuery::Phrase(words) if self.positions => {
+                // Positions are run ordinals: the indexed words at their offsets in the
+                // phrase (a dropped id-like word leaves its slot free).
+                let mut terms: Vec<(usize, Term)> = words
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, word)| token_fate(word) == TokenFate::Indexed)
+                    .map(|(offset, word)| {
+                        (
+                            offset,
+                            Term::from_field_text(self.fields.body, &word.to_lowercase()),
+                        )
+                    })
+                    .collect();
+                match terms.len() {
+                    0 => None,
+                    1 => Some(
+                        Box::new(TermQuery::new(terms.remove(0).1, IndexRecordOption::Basic))
+                            as Box<dyn Query>,
+                    ),
+                    _ => Some(Box::new(PhraseQuery::new_with_offset(terms)) as Box<dyn Query>),
+                }
+            }
             TextQuery::Phrase(words) => {
                 // No positions are indexed: every word must be there; order is confirmed.
                 let clauses: Vec<(Occur, Box<dyn Query>)> = words
@@ -617,22 +675,27 @@ impl SegmentCollector for SegmentRows {
 impl TextQuery {
     /// True when the index answers this query exactly (its candidates are the matching
     /// rows, no confirmation on the body needed): whole ASCII words that the tokenizer
-    /// indexes as themselves, combined with AND / OR.
-    pub(crate) fn index_is_exact(&self) -> bool {
+    /// indexes as themselves, phrases of such words when the index has `positions`,
+    /// combined with AND / OR.
+    pub(crate) fn index_is_exact(&self, positions: bool) -> bool {
         match self {
-            // A non-ASCII run can lowercase to an ASCII word (the Kelvin sign to `k`) with up
-            // to 3 bytes per character: keep such runs under the term length limit.
-            TextQuery::Term(word) => {
-                word.is_ascii()
-                    && word.len() * 3 <= MAX_TOKEN_LEN
-                    && token_fate(word) == TokenFate::Indexed
+            TextQuery::Term(word) => exact_word(word),
+            TextQuery::Phrase(words) => {
+                positions && !words.is_empty() && words.iter().all(|w| exact_word(w))
             }
             TextQuery::And(parts) | TextQuery::Or(parts) => {
-                !parts.is_empty() && parts.iter().all(TextQuery::index_is_exact)
+                !parts.is_empty() && parts.iter().all(|q| q.index_is_exact(positions))
             }
             _ => false,
         }
     }
+}
+
+/// True when the index holds `word` exactly as [`TextQuery::Term`] means it.
+fn exact_word(word: &str) -> bool {
+    // A non-ASCII run can lowercase to an ASCII word (the Kelvin sign to `k`) with up to 3
+    // bytes per character: keep such runs under the term length limit.
+    word.is_ascii() && word.len() * 3 <= MAX_TOKEN_LEN && token_fate(word) == TokenFate::Indexed
 }
 
 /// What a log index lookup can narrow on.
@@ -783,6 +846,89 @@ mod tests {
         ]);
         assert_eq!(run(not), vec![2]);
         assert_eq!(levenshtein(&['a', 'b'], &['b', 'a'], 2), 2);
+    }
+
+    #[test]
+    fn positions_are_run_ordinals() {
+        let mut tokenizer = LogTokenizer::default();
+        let mut stream =
+            tokenizer.token_stream("GET 4bf92f3577b34da6a3ce929d0e0e4736 took 1234567890 12ms");
+        let mut positions = Vec::new();
+        while stream.advance() {
+            positions.push((stream.token().text.clone(), stream.token().position));
+        }
+        assert_eq!(
+            positions,
+            vec![
+                ("get".to_string(), 0),
+                ("took".to_string(), 2),
+                ("12ms".to_string(), 4)
+            ]
+        );
+    }
+
+    /// The rows of `bodies` the index returns for `query`, and whether it says they are
+    /// exact.
+    fn index_rows(index: &LogIndex, query: &TextQuery) -> (Option<Vec<u32>>, bool) {
+        let filter = IndexFilter {
+            text: Some(query),
+            ..IndexFilter::default()
+        };
+        (
+            index.candidates(&filter).unwrap(),
+            index.answers_exactly(query),
+        )
+    }
+
+    const WORDS: [&str; 9] = [
+        "connection",
+        "Refused",
+        "refused",
+        "to",
+        "db",
+        "4bf92f3577b34da6",
+        "1234567890",
+        "k",
+        "\u{212A}",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// With positions, a phrase of indexed ASCII words is answered exactly by the
+        /// index; any other phrase still gets a superset of the matching rows.
+        #[test]
+        fn phrases_match_brute_force(
+            bodies in prop::collection::vec(
+                prop::collection::vec((0..WORDS.len(), prop::sample::select(vec![" ", "-", ", ", "="])), 0..10),
+                1..24,
+            ),
+            phrase in prop::collection::vec(0..WORDS.len(), 1..4),
+        ) {
+            let bodies: Vec<String> = bodies
+                .iter()
+                .map(|words| words.iter().map(|(w, sep)| format!("{}{sep}", WORDS[*w])).collect())
+                .collect();
+            let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+            let blob = build(&batch(&refs), 16 << 20).unwrap();
+            let index = LogIndex::open(&blob).unwrap();
+            prop_assert!(index.positions);
+            let query = TextQuery::Phrase(phrase.iter().map(|w| WORDS[*w].to_string()).collect());
+            let expected: Vec<u32> = (0..refs.len() as u32)
+                .filter(|row| query.matches(refs[*row as usize]))
+                .collect();
+            let (rows, exact) = index_rows(&index, &query);
+            let ascii_indexed = phrase.iter().all(|w| exact_word(WORDS[*w]));
+            prop_assert_eq!(exact, ascii_indexed);
+            match rows {
+                Some(rows) if exact => prop_assert_eq!(rows, expected),
+                Some(rows) => {
+                    for row in &expected {
+                        prop_assert!(rows.contains(row), "{:?} missed row {}", query, row);
+                    }
+                }
+                None => prop_assert!(!exact),
+            }
+        }
     }
 
     proptest! {

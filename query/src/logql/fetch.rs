@@ -75,7 +75,14 @@ pub async fn lines(
     let mut out: Vec<LogLine> = Vec::new();
     // Late materialisation: read the best-by-time candidates in growing rounds until
     // the page is full and no remaining candidate can displace its worst line.
-    let mut round = limit.saturating_mul(2).clamp(256, MAX_ROUND);
+    // Confirmed candidates all make lines: the first round reads just the page. Others
+    // may fail the scan once read, so the first round reads some spare.
+    let all_confirmed = timeline.sources.iter().all(|s| s.confirmed);
+    let mut round = if all_confirmed {
+        limit.clamp(1, MAX_ROUND)
+    } else {
+        limit.saturating_mul(2).clamp(256, MAX_ROUND)
+    };
     while !candidates.is_empty() {
         if out.len() >= limit {
             sort(&mut out, direction);

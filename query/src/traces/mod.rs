@@ -30,7 +30,7 @@ pub use assembly::Trace;
 pub use graph::{
     DependencyLink, ServiceEdge, ServiceGraph, ServiceNode, dependencies, service_graph,
 };
-pub use search::{TagFilter, TraceSearch, search};
+pub use search::{TagFilter, TraceSearch, search, search_full_scan};
 pub(crate) use search::{TraceMatch, search_with};
 
 use crate::{Error, QueryContext, Result};

@@ -257,6 +257,177 @@ impl<'a> SpanRef<'a> {
     }
 }
 
+/// The span fields a search condition looks at, for full spans ([`SpanRef`]) and for
+/// projected ones ([`ProjectedSpan`]) alike.
+pub(crate) trait SearchFields<'a> {
+    /// The recording service.
+    fn service(&self) -> &'a str;
+    /// The operation name.
+    fn name(&self) -> &'a str;
+    /// Duration in nanoseconds.
+    fn duration_ns(&self) -> i64;
+    /// True when the span failed.
+    fn is_error(&self) -> bool;
+    /// One span attribute.
+    fn attribute(&self, key: &str) -> Option<&'a str>;
+    /// One resource attribute.
+    fn resource_attribute(&self, key: &str) -> Option<&'a str>;
+    /// Events as stored (JSON).
+    fn events_json(&self) -> Option<&'a str>;
+}
+
+impl<'a> SearchFields<'a> for SpanRef<'a> {
+    fn service(&self) -> &'a str {
+        SpanRef::service(self)
+    }
+    fn name(&self) -> &'a str {
+        SpanRef::name(self)
+    }
+    fn duration_ns(&self) -> i64 {
+        SpanRef::duration_ns(self)
+    }
+    fn is_error(&self) -> bool {
+        SpanRef::is_error(self)
+    }
+    fn attribute(&self, key: &str) -> Option<&'a str> {
+        SpanRef::attribute(self, key)
+    }
+    fn resource_attribute(&self, key: &str) -> Option<&'a str> {
+        SpanRef::resource_attribute(self, key)
+    }
+    fn events_json(&self) -> Option<&'a str> {
+        SpanRef::events_json(self)
+    }
+}
+
+/// A span batch holding some of the span columns (the first pass of a trace search,
+/// [`storage::Storage::span_timeline`]). `trace_id` and `start` are always there; a
+/// column that was not read reads as empty (`""`, 0, no attribute), so a caller projects
+/// every column its conditions look at.
+#[derive(Debug, Clone)]
+pub(crate) struct ProjectedSpans {
+    trace_id: FixedSizeBinaryArray,
+    start: TimestampNanosecondArray,
+    service: Option<StringArray>,
+    name: Option<StringArray>,
+    duration: Option<Int64Array>,
+    status: Option<Int32Array>,
+    attributes: Option<MapArray>,
+    resource: Option<MapArray>,
+    events: Option<StringArray>,
+}
+
+impl ProjectedSpans {
+    /// Downcasts the columns present in `batch`.
+    pub(crate) fn new(batch: &RecordBatch) -> Result<Self> {
+        let present = |name: &str| batch.column_by_name(name).is_some();
+        Ok(ProjectedSpans {
+            trace_id: fixed(batch, "trace_id")?,
+            start: column(batch, "start")?
+                .as_primitive_opt::<TimestampNanosecondType>()
+                .cloned()
+                .ok_or_else(|| wrong("start"))?,
+            service: present("service")
+                .then(|| utf8(batch, "service"))
+                .transpose()?,
+            name: present("name").then(|| utf8(batch, "name")).transpose()?,
+            duration: present("duration_ns")
+                .then(|| {
+                    column(batch, "duration_ns")?
+                        .as_primitive_opt::<Int64Type>()
+                        .cloned()
+                        .ok_or_else(|| wrong("duration_ns"))
+                })
+                .transpose()?,
+            status: present("status_code")
+                .then(|| {
+                    column(batch, "status_code")?
+                        .as_primitive_opt::<Int32Type>()
+                        .cloned()
+                        .ok_or_else(|| wrong("status_code"))
+                })
+                .transpose()?,
+            attributes: present("attributes")
+                .then(|| map(batch, "attributes"))
+                .transpose()?,
+            resource: present("resource")
+                .then(|| map(batch, "resource"))
+                .transpose()?,
+            events: present("events")
+                .then(|| utf8(batch, "events"))
+                .transpose()?,
+        })
+    }
+
+    /// Number of spans.
+    pub(crate) fn len(&self) -> usize {
+        self.trace_id.len()
+    }
+
+    /// The span at `row`.
+    pub(crate) fn span(&self, row: usize) -> ProjectedSpan<'_> {
+        ProjectedSpan { batch: self, row }
+    }
+}
+
+/// One span inside a [`ProjectedSpans`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProjectedSpan<'a> {
+    batch: &'a ProjectedSpans,
+    row: usize,
+}
+
+impl ProjectedSpan<'_> {
+    /// The trace id.
+    pub(crate) fn trace_id(&self) -> TraceId {
+        TraceId::from_slice(self.batch.trace_id.value(self.row)).unwrap_or_default()
+    }
+
+    /// Start, Unix nanoseconds.
+    pub(crate) fn start_ns(&self) -> i64 {
+        self.batch.start.value(self.row)
+    }
+}
+
+impl<'a> SearchFields<'a> for ProjectedSpan<'a> {
+    fn service(&self) -> &'a str {
+        self.batch
+            .service
+            .as_ref()
+            .map_or("", |c| c.value(self.row))
+    }
+    fn name(&self) -> &'a str {
+        self.batch.name.as_ref().map_or("", |c| c.value(self.row))
+    }
+    fn duration_ns(&self) -> i64 {
+        self.batch
+            .duration
+            .as_ref()
+            .map_or(0, |c| c.value(self.row))
+    }
+    fn is_error(&self) -> bool {
+        self.batch
+            .status
+            .as_ref()
+            .is_some_and(|c| c.value(self.row) == 2)
+    }
+    fn attribute(&self, key: &str) -> Option<&'a str> {
+        let map = self.batch.attributes.as_ref()?;
+        map_entries(map, self.row)
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+    fn resource_attribute(&self, key: &str) -> Option<&'a str> {
+        let map = self.batch.resource.as_ref()?;
+        map_entries(map, self.row)
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+    fn events_json(&self) -> Option<&'a str> {
+        optional(self.batch.events.as_ref()?, self.row)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
