@@ -300,9 +300,8 @@ pub(crate) fn encode_samples(
     level: i32,
     row_group_rows: usize,
 ) -> Result<EncodedSegment> {
-    let windows = sample_codec::SampleWindows::new(series, |id| {
-        ranks.get(&id).copied().unwrap_or(u32::MAX)
-    });
+    let windows =
+        sample_codec::SampleWindows::new(series, |id| ranks.get(&id).copied().unwrap_or(u32::MAX));
     let (rows, min_ts, max_ts) = (windows.rows, windows.min_ts, windows.max_ts);
     let properties = segment::writer_properties(Table::Samples, level, row_group_rows, 0)?;
     Ok(EncodedSegment {
