@@ -264,6 +264,12 @@ def remote_write_seeds():
     put("remote_write_v1", "two-series", f_bytes(1, series) + f_bytes(1, series))
     put("remote_write_v1", "no-name", f_bytes(1, f_bytes(1, label("job", "api")) + f_bytes(2, sample)))
     put("remote_write_v1", "empty", b"")
+    # the zero-copy decoder against prost: the same seeds, plus groups and long varints
+    for name, body in [("minimal", f_bytes(1, series) + f_bytes(3, metadata)),
+                       ("two-series", f_bytes(1, series) + f_bytes(1, series)),
+                       ("group", f_bytes(1, series + b"\x7b\x08\x01\x7c")),
+                       ("varint10", f_bytes(1, series + b"\x78" + b"\xff" * 9 + b"\x01"))]:
+        put("remote_write_v1_diff", name, body)
 
     symbols = ["", "__name__", "up", "job", "api", "trace_id", "5b8efff798038103d269b633813fc60c", "help"]
     v2_sample = f_double(1, 1.0) + f_varint(2, 1767225600000)

@@ -28,7 +28,7 @@ fi
 sanitizer=${FUZZ_SANITIZER:-none}
 jobs=${FUZZ_JOBS:-1}
 testdata=${SIGHTLINE_TESTDATA:-$root/../shared/testdata}
-all_targets="remote_write_v1 remote_write_v2 otlp_traces_proto otlp_traces_json otlp_logs_proto
+all_targets="remote_write_v1 remote_write_v1_diff remote_write_v2 otlp_traces_proto otlp_traces_json otlp_logs_proto
 otlp_metrics_proto zipkin_json zipkin_proto loki_json loki_proto loki_labels es_bulk decompress"
 targets=${FUZZ_TARGETS:-$all_targets}
 

@@ -20,7 +20,7 @@ pub use crate::loki::map::stream_to_records as loki_stream_to_records;
 pub use crate::zipkin::decode_spans as zipkin_spans;
 
 use crate::otlp::decode::{Format, decode};
-use crate::remote_write::convert::{Limits, convert_v1, convert_v2};
+use crate::remote_write::convert::{Limits, convert_v1, convert_v1_prost, convert_v2};
 use crate::{Config, Result};
 
 /// What a remote_write conversion produced.
@@ -52,6 +52,16 @@ pub fn max_label_value_length() -> usize {
 /// Converts an uncompressed remote_write 1.0 `WriteRequest`.
 pub fn remote_write_v1(body: &[u8], now_ms: i64) -> Result<RemoteWrite> {
     convert_v1(body, limits(now_ms)).map(|c| RemoteWrite {
+        write: c.write,
+        samples: c.samples,
+        exemplars: c.exemplars,
+    })
+}
+
+/// Converts an uncompressed remote_write 1.0 `WriteRequest` by decoding it with prost:
+/// the reference the zero-copy decoder behind [`remote_write_v1`] must agree with.
+pub fn remote_write_v1_prost(body: &[u8], now_ms: i64) -> Result<RemoteWrite> {
+    convert_v1_prost(body, limits(now_ms)).map(|c| RemoteWrite {
         write: c.write,
         samples: c.samples,
         exemplars: c.exemplars,

@@ -5,7 +5,7 @@
 //! [`SeriesWrite`]. Native histograms are not stored yet: they are counted and skipped.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasherDefault;
 
 use proto::prometheus::{v1, v2};
 use proto::{SpanId, TraceId};
@@ -13,7 +13,9 @@ use storage::metrics::{Exemplar, MetricMetadata, MetricType, MetricsWrite, Sampl
 use storage::model::Attributes;
 use storage::series::{Labels, METRIC_NAME_LABEL};
 
+use super::cache::{Cached, LabelCache, PassThrough};
 use super::decode::{WireFields, decode_message};
+use super::wire::{self, Fields, RECURSION_LIMIT, SeriesV1, WireError};
 use crate::{Config, Error, Result};
 
 /// How far ahead of the server clock a timestamp may be.
@@ -57,17 +59,21 @@ pub(crate) struct Converted {
     pub exemplars: usize,
     /// Native histogram samples skipped (not supported yet).
     pub skipped_histograms: usize,
+    /// Label sets to give (back) to the cache once the write is stored:
+    /// (position in `write.series`, cache key, grouping hash).
+    pub cached: Vec<(usize, u128, u64)>,
 }
 
 /// Accumulates series, grouping repeated label sets without cloning them.
 struct Builder {
     limits: Limits,
     converted: Converted,
-    hasher: RandomState,
     /// Label-set hash → index of the first series with that hash.
-    first_by_hash: HashMap<u64, usize>,
+    first_by_hash: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
     /// Per series, the next series with the same hash (`usize::MAX` ends the chain).
     next_same_hash: Vec<usize>,
+    /// Scratch for the canonical bytes of a label set.
+    key: Vec<u8>,
 }
 
 impl Builder {
@@ -75,15 +81,20 @@ impl Builder {
         Builder {
             limits,
             converted: Converted::default(),
-            hasher: RandomState::new(),
-            first_by_hash: HashMap::new(),
+            first_by_hash: HashMap::default(),
             next_same_hash: Vec::new(),
+            key: Vec::new(),
         }
     }
 
     /// Validates raw label pairs and builds the label set of series `index`.
     fn labels(&self, index: usize, pairs: Vec<(String, String)>) -> Result<Labels> {
         check_pairs(&self.limits, "series", index, &pairs)?;
+        self.checked_labels(index, pairs)
+    }
+
+    /// Builds the label set of series `index` from pairs that passed [`check_pairs`].
+    fn checked_labels(&self, index: usize, pairs: Vec<(String, String)>) -> Result<Labels> {
         let labels =
             Labels::new(pairs).map_err(|e| Error::BadRequest(format!("series {index}: {e}")))?;
         if labels.metric_name().is_empty() {
@@ -103,14 +114,38 @@ impl Builder {
         Ok(())
     }
 
+    /// xxh3-64 of the canonical bytes of a label set: groups a request's series.
+    fn canonical_hash(&mut self, labels: &Labels) -> u64 {
+        self.key.clear();
+        for (name, value) in labels.iter() {
+            self.key.extend_from_slice(name.as_bytes());
+            self.key.push(0xff);
+            self.key.extend_from_slice(value.as_bytes());
+            self.key.push(0xfe);
+        }
+        xxhash_rust::xxh3::xxh3_64(&self.key)
+    }
+
     /// Adds samples and exemplars to the series with `labels`, creating it if new.
     fn push(&mut self, labels: Labels, samples: Vec<Sample>, exemplars: Vec<Exemplar>) {
+        let hash = self.canonical_hash(&labels);
+        self.push_hashed(labels, hash, samples, exemplars);
+    }
+
+    /// [`Builder::push`] with the grouping hash known; returns the position of the
+    /// series when this created it.
+    fn push_hashed(
+        &mut self,
+        labels: Labels,
+        hash: u64,
+        samples: Vec<Sample>,
+        exemplars: Vec<Exemplar>,
+    ) -> Option<usize> {
         self.converted.samples += samples.len();
         self.converted.exemplars += exemplars.len();
         if samples.is_empty() && exemplars.is_empty() {
-            return;
+            return None;
         }
-        let hash = self.hasher.hash_one(&labels);
         let series = &mut self.converted.write.series;
         let mut cursor = self.first_by_hash.get(&hash).copied().unwrap_or(usize::MAX);
         let mut last = usize::MAX;
@@ -118,7 +153,7 @@ impl Builder {
             if existing.labels == labels {
                 existing.samples.extend(samples);
                 existing.exemplars.extend(exemplars);
-                return;
+                return None;
             }
             last = cursor;
             cursor = self
@@ -140,15 +175,16 @@ impl Builder {
                 self.first_by_hash.insert(hash, position);
             }
         }
+        Some(position)
     }
 }
 
 /// Checks count, names and value lengths of raw label pairs.
-pub(crate) fn check_pairs(
+pub(crate) fn check_pairs<N: AsRef<str>, V: AsRef<str>>(
     limits: &Limits,
     what: &str,
     index: usize,
-    pairs: &[(String, String)],
+    pairs: &[(N, V)],
 ) -> Result<()> {
     if pairs.len() > limits.max_labels {
         return Err(Error::BadRequest(format!(
@@ -158,6 +194,7 @@ pub(crate) fn check_pairs(
         )));
     }
     for (name, value) in pairs {
+        let (name, value): (&str, &str) = (name.as_ref(), value.as_ref());
         if name.is_empty() {
             return Err(Error::BadRequest(format!(
                 "{what} {index} has a label with an empty name"
@@ -252,32 +289,61 @@ fn wrong_wire_type(number: u32) -> Error {
     ))
 }
 
-/// Converts a 1.0 `WriteRequest` body, one series at a time, taking ownership of the
-/// decoded strings (no copies).
+/// Wraps a wire error of the top-level message.
+fn malformed(error: WireError) -> Error {
+    Error::BadRequest(format!("invalid remote write protobuf: {error}"))
+}
+
+/// Converts a 1.0 `WriteRequest` body with the zero-copy reader ([`super::wire`]):
+/// labels are borrowed from `body` and copied once, into the series' label set.
+/// Accepts and produces exactly what [`convert_v1_prost`] does.
 pub(crate) fn convert_v1(body: &[u8], limits: Limits) -> Result<Converted> {
+    convert_v1_cached(body, limits, None)
+}
+
+/// [`convert_v1`], taking the label sets of known series from `cache` (see
+/// [`super::cache`]); give them back with [`give_back`] once the write is stored.
+pub(crate) fn convert_v1_cached(
+    body: &[u8],
+    limits: Limits,
+    cache: Option<&LabelCache>,
+) -> Result<Converted> {
     let mut builder = Builder::new(limits);
     let mut metadata = Vec::new();
     let mut index = 0;
-    for field in WireFields::new(body) {
-        match field? {
-            (1, Some(payload)) => {
-                let series: v1::TimeSeries = decode_message(payload, "series", index)?;
-                builder.add_v1(index, series)?;
+    let mut series = SeriesV1::default();
+    let mut fields = Fields::new(body, RECURSION_LIMIT);
+    while let Some((number, value)) = fields.next_field().map_err(malformed)? {
+        match number {
+            1 => {
+                let payload = value.bytes(1).map_err(|_| wrong_wire_type(1))?;
+                let budget = fields.nested_budget().map_err(malformed)?;
+                series.read(payload, budget).map_err(|e| {
+                    Error::BadRequest(format!(
+                        "invalid remote write protobuf in series {index}: {e}"
+                    ))
+                })?;
+                builder.add_borrowed_v1(index, &series, cache)?;
                 index += 1;
             }
-            (3, Some(payload)) => {
-                let entry: v1::MetricMetadata =
-                    decode_message(payload, "metadata", metadata.len())?;
-                if !entry.metric_family_name.is_empty() {
+            3 => {
+                let payload = value.bytes(3).map_err(|_| wrong_wire_type(3))?;
+                let budget = fields.nested_budget().map_err(malformed)?;
+                let entry = wire::metadata(payload, budget).map_err(|e| {
+                    Error::BadRequest(format!(
+                        "invalid remote write protobuf in metadata {}: {e}",
+                        metadata.len()
+                    ))
+                })?;
+                if !entry.family.is_empty() {
                     metadata.push(MetricMetadata {
-                        kind: metric_type_v1(entry.r#type),
-                        metric: entry.metric_family_name,
-                        help: entry.help,
-                        unit: entry.unit,
+                        kind: metric_type_v1(entry.kind),
+                        metric: entry.family.to_owned(),
+                        help: entry.help.to_owned(),
+                        unit: entry.unit.to_owned(),
                     });
                 }
             }
-            (number @ (1 | 3), None) => return Err(wrong_wire_type(number)),
             _ => {}
         }
     }
@@ -286,7 +352,90 @@ pub(crate) fn convert_v1(body: &[u8], limits: Limits) -> Result<Converted> {
     Ok(converted)
 }
 
+/// Converts a 1.0 `WriteRequest` body by decoding each series with prost: the
+/// reference that [`convert_v1`] is tested (and fuzzed) against.
+pub(crate) fn convert_v1_prost(body: &[u8], limits: Limits) -> Result<Converted> {
+    use prost::Message;
+    let request = v1::WriteRequest::decode(body)
+        .map_err(|e| Error::BadRequest(format!("invalid remote write protobuf: {e}")))?;
+    let mut builder = Builder::new(limits);
+    for (index, series) in request.timeseries.into_iter().enumerate() {
+        builder.add_v1(index, series)?;
+    }
+    let mut converted = builder.converted;
+    converted.write.metadata = request
+        .metadata
+        .into_iter()
+        .filter(|entry| !entry.metric_family_name.is_empty())
+        .map(|entry| MetricMetadata {
+            kind: metric_type_v1(entry.r#type),
+            metric: entry.metric_family_name,
+            help: entry.help,
+            unit: entry.unit,
+        })
+        .collect();
+    Ok(converted)
+}
+
 impl Builder {
+    fn add_borrowed_v1(
+        &mut self,
+        index: usize,
+        series: &SeriesV1<'_>,
+        cache: Option<&LabelCache>,
+    ) -> Result<()> {
+        // The limits the label set was validated under are part of its key.
+        let seed = self.limits.max_labels as u64 ^ ((self.limits.max_value_length as u64) << 32);
+        let key = cache
+            .and(series.raw_labels)
+            .map(|raw| xxhash_rust::xxh3::xxh3_128_with_seed(raw, seed));
+        let lent = match (cache, key) {
+            (Some(cache), Some(key)) => cache.take(key),
+            _ => None,
+        };
+        let (labels, hash) = match lent {
+            Some(cached) => (cached.labels, cached.hash),
+            None => {
+                check_pairs(&self.limits, "series", index, &series.labels)?;
+                let pairs = series
+                    .labels
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                    .collect();
+                let labels = self.checked_labels(index, pairs)?;
+                let hash = self.canonical_hash(&labels);
+                (labels, hash)
+            }
+        };
+        let mut samples = Vec::with_capacity(series.samples.len());
+        for &(value, ts_ms) in &series.samples {
+            self.check_timestamp(index, "sample", ts_ms)?;
+            samples.push(Sample { ts_ms, value });
+        }
+        let mut exemplars = Vec::with_capacity(series.exemplars.len());
+        for raw in &series.exemplars {
+            let pairs = raw
+                .labels
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect();
+            exemplars.push(exemplar(
+                &self.limits,
+                index,
+                pairs,
+                raw.value,
+                raw.timestamp,
+            )?);
+        }
+        self.converted.skipped_histograms += series.histograms;
+        if let (Some(position), Some(key)) =
+            (self.push_hashed(labels, hash, samples, exemplars), key)
+        {
+            self.converted.cached.push((position, key, hash));
+        }
+        Ok(())
+    }
+
     fn add_v1(&mut self, index: usize, series: v1::TimeSeries) -> Result<()> {
         let pairs = series
             .labels
@@ -420,4 +569,14 @@ pub(crate) fn convert_v2(body: &[u8], limits: Limits) -> Result<Converted> {
     let mut converted = builder.converted;
     converted.write.metadata = metadata;
     Ok(converted)
+}
+
+/// Gives the label sets a conversion took from (or built for) `cache` back to it.
+pub(crate) fn give_back(cache: &LabelCache, converted: &mut Converted) {
+    for (position, key, hash) in converted.cached.drain(..) {
+        if let Some(series) = converted.write.series.get_mut(position) {
+            let labels = std::mem::take(&mut series.labels);
+            cache.put(key, Cached { labels, hash });
+        }
+    }
 }

@@ -1,13 +1,13 @@
 //! HTTP envelope of a remote_write request: which message (`Content-Type`), the snappy
 //! body within the size limits, and the protobuf decode.
 
+use std::cell::RefCell;
+
 use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use bytes::Bytes;
 use prost::Message;
 
 use super::Rejection;
-use crate::body::{Encoding, decompress};
 use crate::{Config, Error};
 
 /// The remote_write protocol version a request speaks.
@@ -62,9 +62,24 @@ pub(crate) fn version(headers: &HeaderMap) -> Result<Version, Rejection> {
     Ok(version)
 }
 
-/// Checks the size limits and decompresses the snappy body. `Content-Encoding` may be
-/// `snappy` or absent (Prometheus always compresses); anything else is a 415 naming it.
-pub(crate) fn body(headers: &HeaderMap, body: Bytes, config: &Config) -> Result<Bytes, Rejection> {
+thread_local! {
+    /// Each worker thread's decompression buffer, reused from request to request (the
+    /// body is converted into owned data before the handler awaits anything).
+    static SNAPPY_OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A reused buffer larger than this is given back after the request.
+const KEEP_BUFFER_BYTES: usize = 16 << 20;
+
+/// Checks the size limits, decompresses the snappy body into this thread's reused
+/// buffer and runs `convert` on it. `Content-Encoding` may be `snappy` or absent
+/// (Prometheus always compresses); anything else is a 415 naming it.
+pub(crate) fn with_body<R>(
+    headers: &HeaderMap,
+    body: &[u8],
+    config: &Config,
+    convert: impl FnOnce(&[u8]) -> Result<R, Error>,
+) -> Result<R, Rejection> {
     if let Some(value) = headers.get(CONTENT_ENCODING) {
         let text = value.to_str().unwrap_or("<not ascii>").trim();
         if !text.eq_ignore_ascii_case("snappy") {
@@ -81,11 +96,36 @@ pub(crate) fn body(headers: &HeaderMap, body: Bytes, config: &Config) -> Result<
         ))
         .into());
     }
-    Ok(decompress(
-        Encoding::Snappy,
-        body,
-        config.max_decompressed_size.bytes(),
-    )?)
+    let length = snap::raw::decompress_len(body)
+        .map_err(|e| Error::BadRequest(format!("invalid snappy body: {e}")))?;
+    let limit = config.max_decompressed_size.bytes();
+    if length as u64 > limit {
+        return Err(Error::PayloadTooLarge(format!(
+            "request body decompresses to more than {limit} bytes"
+        ))
+        .into());
+    }
+    SNAPPY_OUT.with(|cell| {
+        // A re-entrant call (none today) gets a buffer of its own.
+        let mut own = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let buffer = match borrowed.as_mut() {
+            Ok(buffer) => &mut **buffer,
+            Err(_) => &mut own,
+        };
+        if buffer.len() < length {
+            // Zero-filled only when it grows; later requests overwrite in place.
+            buffer.resize(length, 0);
+        }
+        let result = snap::raw::Decoder::new()
+            .decompress(body, &mut buffer[..length])
+            .map_err(|e| Error::BadRequest(format!("invalid snappy body: {e}")))
+            .and_then(|written| convert(&buffer[..written]));
+        if buffer.len() > KEEP_BUFFER_BYTES {
+            *buffer = Vec::new();
+        }
+        result.map_err(Rejection::from)
+    })
 }
 
 fn malformed(reason: &str) -> Error {
@@ -257,26 +297,46 @@ mod tests {
     #[test]
     fn body_must_be_snappy() {
         let config = Config::default();
-        let payload = Bytes::from(snap::raw::Encoder::new().compress_vec(b"hello").unwrap());
+        let copy = |bytes: &[u8]| Ok(bytes.to_vec());
+        let payload = snap::raw::Encoder::new().compress_vec(b"hello").unwrap();
         assert_eq!(
-            &body(&HeaderMap::new(), payload.clone(), &config).unwrap()[..],
+            with_body(&HeaderMap::new(), &payload, &config, copy).unwrap(),
             b"hello"
         );
         let mut snappy = HeaderMap::new();
         snappy.insert(CONTENT_ENCODING, "snappy".parse().unwrap());
-        assert_eq!(&body(&snappy, payload, &config).unwrap()[..], b"hello");
+        assert_eq!(
+            with_body(&snappy, &payload, &config, copy).unwrap(),
+            b"hello"
+        );
+        // The reused buffer is longer now: a shorter body still reads exactly its bytes.
+        let long = snap::raw::Encoder::new()
+            .compress_vec(&[7u8; 5000])
+            .unwrap();
+        assert_eq!(
+            with_body(&snappy, &long, &config, copy).unwrap(),
+            vec![7u8; 5000]
+        );
+        assert_eq!(
+            with_body(&snappy, &payload, &config, copy).unwrap(),
+            b"hello"
+        );
         assert!(matches!(
-            body(
-                &snappy,
-                Bytes::from_static(b"\xff\xff\xff\xff\xff"),
-                &config
-            ),
+            with_body(&snappy, b"\xff\xff\xff\xff\xff", &config, copy),
             Err(Rejection::Ingest(Error::BadRequest(_)))
+        ));
+        let small = Config {
+            max_decompressed_size: "1KiB".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(matches!(
+            with_body(&snappy, &long, &small, copy),
+            Err(Rejection::Ingest(Error::PayloadTooLarge(_)))
         ));
         let mut gzip = HeaderMap::new();
         gzip.insert(CONTENT_ENCODING, "gzip".parse().unwrap());
         assert!(matches!(
-            body(&gzip, Bytes::new(), &config),
+            with_body(&gzip, &[], &config, copy),
             Err(Rejection::UnsupportedMediaType(m)) if m.contains("gzip")
         ));
     }

@@ -2,30 +2,37 @@
 //!
 //! ```text
 //!   Content-Type ──► version ─┐
-//!   snappy body ──► size caps ┴► prost decode ──► convert + validate ──► IngestService ──► 204
+//!   snappy body ──► size caps ┴► decompress into a reused buffer ──► zero-copy decode
+//!       (1.0: `wire`; 2.0: prost per series) ──► convert + validate ──► IngestService ──► 204
 //! ```
 //!
 //! The wire contract is `PROTOCOLS.md` §2. A 4xx makes Prometheus drop the batch, so a
 //! request is validated whole and rejected whole (nothing stored); native histograms,
 //! which storage cannot hold yet, are skipped and counted instead of failing the batch.
 
+mod cache;
 pub(crate) mod convert;
 mod decode;
 #[cfg(test)]
 mod tests;
+mod wire;
+#[cfg(test)]
+mod wire_tests;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::{Error, IngestService, Protocol, body};
+use cache::LabelCache;
 use convert::{Converted, Limits};
 use decode::Version;
 
@@ -44,7 +51,9 @@ static HISTOGRAMS_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The HTTP routes of this receiver.
 pub(crate) fn routes() -> Router<IngestService> {
-    Router::new().route("/api/v1/write", post(write))
+    Router::new()
+        .route("/api/v1/write", post(write))
+        .layer(Extension(Arc::new(LabelCache::default())))
 }
 
 /// Why a request was refused: a 415 that only this protocol has, or an ingest error.
@@ -85,8 +94,13 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-async fn write(State(service): State<IngestService>, headers: HeaderMap, raw: Bytes) -> Response {
-    match accept(&service, &headers, raw).await {
+async fn write(
+    State(service): State<IngestService>,
+    Extension(cache): Extension<Arc<LabelCache>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    match accept(&service, &cache, &headers, raw).await {
         Ok(response) => response,
         Err(rejection) => rejection.into_response(),
     }
@@ -94,22 +108,25 @@ async fn write(State(service): State<IngestService>, headers: HeaderMap, raw: By
 
 async fn accept(
     service: &IngestService,
+    cache: &LabelCache,
     headers: &HeaderMap,
     raw: Bytes,
 ) -> Result<Response, Rejection> {
     let config = service.config();
     let version = decode::version(headers)?;
     let tenant = body::tenant(headers, config)?;
-    let bytes = decode::body(headers, raw, config)?;
     let limits = Limits::new(config, now_ms());
-    let converted = match version {
-        Version::V1 => convert::convert_v1(&bytes, limits)?,
-        Version::V2 => convert::convert_v2(&bytes, limits)?,
-    };
+    let mut converted = decode::with_body(headers, &raw, config, |bytes| match version {
+        Version::V1 => convert::convert_v1_cached(bytes, limits, Some(cache)),
+        Version::V2 => convert::convert_v2(bytes, limits),
+    })?;
+    drop(raw);
     log_skipped_histograms(&converted);
-    service
+    let written = service
         .write_metrics(Protocol::RemoteWrite, &tenant, &converted.write)
-        .await?;
+        .await;
+    convert::give_back(cache, &mut converted);
+    written?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if version == Version::V2 {
         let headers = response.headers_mut();
