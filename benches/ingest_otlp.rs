@@ -93,6 +93,7 @@ fn string_value(key: &str, value: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::StringValue(value.to_string())),
         }),
+        ..Default::default()
     }
 }
 
@@ -120,12 +121,12 @@ fn scope() -> InstrumentationScope {
     }
 }
 
+/// A resource: (service, instance).
+type ResourceKey = (String, Option<String>);
+
 /// Groups records by (service, instance), in first-seen order.
-fn by_resource<T>(
-    records: Vec<T>,
-    key: impl Fn(&T) -> (String, Option<String>),
-) -> Vec<((String, Option<String>), Vec<T>)> {
-    let mut groups: Vec<((String, Option<String>), Vec<T>)> = Vec::new();
+fn by_resource<T>(records: Vec<T>, key: impl Fn(&T) -> ResourceKey) -> Vec<(ResourceKey, Vec<T>)> {
+    let mut groups: Vec<(ResourceKey, Vec<T>)> = Vec::new();
     for record in records {
         let k = key(&record);
         match groups.iter_mut().find(|(g, _)| *g == k) {

@@ -273,7 +273,7 @@ impl<'a> Fields<'a> {
 /// A remote_write 1.0 `Label`, or a (name, value) pair of an exemplar: read from
 /// `payload` with recursion count `budget`.
 #[inline]
-pub(crate) fn label<'a>(payload: &'a [u8], budget: u32) -> Result<(&'a str, &'a str), WireError> {
+pub(crate) fn label(payload: &[u8], budget: u32) -> Result<(&str, &str), WireError> {
     let mut name = "";
     let mut value = "";
     let mut fields = Fields::new(payload, budget);
