@@ -6,9 +6,7 @@
 //! other's flushed segments, a compaction run on both at once merges each range exactly
 //! once, and retention removes the objects and then the rows.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,159 +14,9 @@ use proto::{HumanDuration, TenantId};
 use storage::model::{LogRecord, logs_batch};
 use storage::{LogScan, Storage, Table};
 
-const PASSWORD: &str = "catalog-test-password";
+mod scale_support;
 
-/// A PostgreSQL server of the test's own, stopped on drop.
-struct Postgres {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    server: Child,
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// `program` as the `postgres` user when we are root (initdb and postgres refuse root).
-fn as_postgres(program: &Path) -> Command {
-    if is_root() {
-        let mut command = Command::new("setpriv");
-        command
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn postgres_bin_dir() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("postgresql is installed (scripts/test-deps/postgres.sh)")
-        .map(|entry| entry.unwrap().path().join("bin"))
-        .filter(|bin| bin.join("initdb").is_file())
-        .collect();
-    dirs.sort_by_key(|dir| {
-        dir.parent()
-            .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
-            .unwrap_or(0)
-    });
-    dirs.pop().expect("an initdb under /usr/lib/postgresql")
-}
-
-fn run(command: &mut Command) {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        let bin = postgres_bin_dir();
-        let dir = tempfile::tempdir().unwrap();
-        let password_file = dir.path().join("password");
-        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-        if is_root() {
-            run(Command::new("chown")
-                .arg("-R")
-                .arg("postgres:")
-                .arg(dir.path()));
-        }
-        let data = dir.path().join("data");
-        run(as_postgres(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "sightline", "-E", "UTF8", "--no-sync"])
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-            .arg(format!("--pwfile={}", password_file.display())));
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = as_postgres(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(dir.path())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres starts");
-        let postgres = Postgres {
-            dir,
-            bin,
-            port,
-            server,
-        };
-        let start = Instant::now();
-        loop {
-            let ready = Command::new(postgres.bin.join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ready {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "postgres did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        postgres
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://sightline@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn password_file(&self) -> PathBuf {
-        self.dir.path().join("password")
-    }
-
-    /// One value from `sql`, through psql.
-    fn query(&self, sql: &str) -> String {
-        let output = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", "sightline", "-d", "postgres", "-tAc", sql])
-            .env("PGPASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = as_postgres(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .args(["stop", "-m", "immediate", "-w"])
-            .output();
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
+use scale_support::postgres::Postgres;
 
 fn storage_config(postgres: &Postgres, shared: &Path, node: &str) -> storage::Config {
     let mut config = storage::Config {
@@ -253,7 +101,7 @@ async fn two_engines_share_one_postgres_catalog() {
     .await
     .unwrap();
     assert_eq!(
-        postgres.query("SELECT count(*) FROM sightline_migrations"),
+        postgres.value("SELECT count(*) FROM sightline_migrations"),
         "2"
     );
     let tenant = TenantId::new("team-a").unwrap();
@@ -275,7 +123,7 @@ async fn two_engines_share_one_postgres_catalog() {
     assert_eq!(log_segments(&a).len(), 4);
     assert_eq!(log_segments(&a), log_segments(&b));
     assert_eq!(
-        postgres.query("SELECT count(*) FROM segments WHERE table_name = 'logs'"),
+        postgres.value("SELECT count(*) FROM segments WHERE table_name = 'logs'"),
         "4"
     );
     // Segment ids come from one sequence: no two nodes ever share one.
@@ -295,19 +143,16 @@ async fn two_engines_share_one_postgres_catalog() {
     // Compaction on both at once: the logs range is merged exactly once.
     let (merged_a, merged_b) = tokio::join!(a.compact(), b.compact());
     let (merged_a, merged_b) = (merged_a.unwrap(), merged_b.unwrap());
-    let logs_rows: Vec<String> = postgres
-        .query("SELECT level || ':' || row_count FROM segments WHERE table_name = 'logs'")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let logs_rows: Vec<String> =
+        postgres.query("SELECT level || ':' || row_count FROM segments WHERE table_name = 'logs'");
     assert_eq!(logs_rows, ["1:10"], "one merged segment holds every row");
     // One merge for the logs range; any other merges (none expected) would also be counted once.
     let merged_ranges: u64 = postgres
-        .query("SELECT count(*) FROM segments WHERE level = 1")
+        .value("SELECT count(*) FROM segments WHERE level = 1")
         .parse()
         .unwrap();
     assert_eq!((merged_a + merged_b) as u64, merged_ranges);
-    assert_eq!(postgres.query("SELECT count(*) FROM leases"), "0");
+    assert_eq!(postgres.value("SELECT count(*) FROM leases"), "0");
     a.refresh_catalog().await.unwrap();
     b.refresh_catalog().await.unwrap();
     assert_eq!(log_segments(&a), log_segments(&b));
@@ -332,7 +177,7 @@ async fn two_engines_share_one_postgres_catalog() {
         assert!(!shared.path().join(index).exists());
     }
     assert_eq!(
-        postgres.query("SELECT count(*) FROM segments WHERE table_name = 'logs'"),
+        postgres.value("SELECT count(*) FROM segments WHERE table_name = 'logs'"),
         "0"
     );
     a.refresh_catalog().await.unwrap();
@@ -401,7 +246,7 @@ async fn a_lease_held_by_one_node_keeps_the_other_out_until_it_expires() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        postgres.query("SELECT holder FROM leases WHERE range_key = 'compact/t/logs/1'"),
+        postgres.value("SELECT holder FROM leases WHERE range_key = 'compact/t/logs/1'"),
         "node-b"
     );
     // An engine opened on the same catalog sees no segment and no leftover from it.

@@ -1,16 +1,20 @@
-//! A PostgreSQL server of a test's own for the scale-out tests (the approach of
-//! tests/catalog_postgres.rs): initdb in a temporary directory, a free loopback port,
-//! run as the `postgres` user when the test runs as root, password authentication.
+//! A PostgreSQL server of a test's own, for every test that needs the shared catalog
+//! (tests/catalog_postgres.rs, scale_ids.rs, scale_fanout.rs, scale_out.rs): initdb in
+//! a temporary directory, a free loopback port, run as the `postgres` user when the test
+//! runs as root, password authentication.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long the server may take to accept connections.
+const DEADLINE: Duration = Duration::from_secs(45);
+
 const PASSWORD: &str = "catalog-test-password";
 
-/// A PostgreSQL server of the test's own, stopped on drop.
+/// A PostgreSQL server of the test's own (Debian `postgresql`, installed by
+/// scripts/test-deps/postgres.sh), stopped on drop.
 pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -43,7 +47,7 @@ fn as_postgres(program: &Path) -> Command {
 fn postgres_bin_dir() -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .expect("postgresql is installed (scripts/test-deps/postgres.sh)")
-        .map(|entry| entry.unwrap().path().join("bin"))
+        .map(|entry| entry.expect("entry").path().join("bin"))
         .filter(|bin| bin.join("initdb").is_file())
         .collect();
     dirs.sort_by_key(|dir| {
@@ -67,11 +71,13 @@ fn run(command: &mut Command) {
 }
 
 impl Postgres {
+    /// initdb in a temporary directory, then the server on a free loopback port, with
+    /// password authentication over TCP.
     pub fn start() -> Postgres {
         let bin = postgres_bin_dir();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let password_file = dir.path().join("password");
-        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("password");
         if is_root() {
             run(Command::new("chown")
                 .arg("-R")
@@ -85,11 +91,8 @@ impl Postgres {
             .args(["-U", "sightline", "-E", "UTF8", "--no-sync"])
             .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
             .arg(format!("--pwfile={}", password_file.display())));
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let [port] = super::free_ports::<1>();
+        let port = port.port();
         let server = as_postgres(&bin.join("postgres"))
             .arg("-D")
             .arg(&data)
@@ -115,37 +118,47 @@ impl Postgres {
             if ready {
                 break;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "postgres did not start"
-            );
+            assert!(start.elapsed() < DEADLINE, "postgres did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
         postgres
     }
 
+    /// `postgres://sightline@127.0.0.1:<port>/postgres`.
     pub fn url(&self) -> String {
         format!("postgres://sightline@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// The file holding the password of `sightline`.
     pub fn password_file(&self) -> PathBuf {
         self.dir.path().join("password")
     }
 
-    /// One value from `sql`, through psql.
-    pub fn query(&self, sql: &str) -> String {
+    /// The rows of `sql` through psql, one line each, columns joined by `|`.
+    pub fn query(&self, sql: &str) -> Vec<String> {
         let output = Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-U", "sightline", "-d", "postgres", "-tAc", sql])
             .env("PGPASSWORD", PASSWORD)
             .output()
-            .unwrap();
+            .expect("psql runs");
         assert!(
             output.status.success(),
             "{sql}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The single value of `sql`.
+    pub fn value(&self, sql: &str) -> String {
+        let rows = self.query(sql);
+        assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+        rows[0].clone()
     }
 }
 
