@@ -284,6 +284,23 @@ fn projected_span_mask(scan: &SpanScan, batch: &RecordBatch) -> Result<BooleanAr
         .collect())
 }
 
+/// Which row groups of a spans segment a scan reads: those overlapping its time range
+/// and, for a trace lookup, whose trace-id range holds the id.
+fn span_row_groups<'a>(
+    scan: &'a SpanScan,
+    wanted: Option<&'a [u8]>,
+) -> impl Fn(&parquet::file::metadata::RowGroupMetaData) -> bool + Copy + 'a {
+    move |group| {
+        let time_overlaps = i64_range(group, span_col::START)
+            .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns);
+        let trace_inside = match (wanted, bytes_range(group, span_col::TRACE_ID)) {
+            (Some(id), Some((lo, hi))) => lo.as_slice() <= id && id <= hi.as_slice(),
+            _ => true,
+        };
+        time_overlaps && trace_inside
+    }
+}
+
 pub(crate) fn filter_rows(
     batch: &RecordBatch,
     keep: impl Fn(usize) -> bool,
@@ -837,6 +854,23 @@ impl Storage {
         Ok(out)
     }
 
+    /// The rows of `segment` a trace lookup reads: only the pages whose trace-id range
+    /// holds the id (spans are sorted by trace id within a segment); `None` reads all.
+    async fn trace_rows(
+        &self,
+        segment: &SegmentMeta,
+        keep: impl Fn(&parquet::file::metadata::RowGroupMetaData) -> bool,
+        wanted: Option<&[u8]>,
+    ) -> Result<Option<Vec<u32>>> {
+        match wanted {
+            Some(id) => {
+                segment::rows_in_pages_with(&self.store, segment, keep, span_col::TRACE_ID, id)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Returns every span matching `scan` ([`crate::model::SPANS_SCHEMA`] batches).
     pub async fn scan_spans(&self, tenant: &TenantId, scan: &SpanScan) -> Result<Vec<RecordBatch>> {
         let snapshot = self.snapshot();
@@ -849,26 +883,8 @@ impl Storage {
             scan.start_ns,
             scan.end_ns,
         ) {
-            let keep = |group: &parquet::file::metadata::RowGroupMetaData| {
-                let time_overlaps = i64_range(group, span_col::START)
-                    .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns);
-                let trace_inside = match (&wanted, bytes_range(group, span_col::TRACE_ID)) {
-                    (Some(id), Some((lo, hi))) => {
-                        lo.as_slice() <= id.as_slice() && id.as_slice() <= hi.as_slice()
-                    }
-                    _ => true,
-                };
-                time_overlaps && trace_inside
-            };
-            // A trace lookup reads only the pages whose trace-id range holds the id
-            // (spans are sorted by trace id within a segment).
-            let rows = match &wanted {
-                Some(id) => {
-                    segment::rows_in_pages_with(&self.store, &segment, keep, span_col::TRACE_ID, id)
-                        .await?
-                }
-                None => None,
-            };
+            let keep = span_row_groups(scan, wanted.as_deref());
+            let rows = self.trace_rows(&segment, keep, wanted.as_deref()).await?;
             if rows.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
@@ -944,24 +960,8 @@ impl Storage {
             scan.start_ns,
             scan.end_ns,
         ) {
-            let keep = |group: &parquet::file::metadata::RowGroupMetaData| {
-                let time_overlaps = i64_range(group, span_col::START)
-                    .is_none_or(|(lo, hi)| lo <= scan.end_ns && hi >= scan.start_ns);
-                let trace_inside = match (&wanted, bytes_range(group, span_col::TRACE_ID)) {
-                    (Some(id), Some((lo, hi))) => {
-                        lo.as_slice() <= id.as_slice() && id.as_slice() <= hi.as_slice()
-                    }
-                    _ => true,
-                };
-                time_overlaps && trace_inside
-            };
-            let rows = match &wanted {
-                Some(id) => {
-                    segment::rows_in_pages_with(&self.store, &segment, keep, span_col::TRACE_ID, id)
-                        .await?
-                }
-                None => None,
-            };
+            let keep = span_row_groups(scan, wanted.as_deref());
+            let rows = self.trace_rows(&segment, keep, wanted.as_deref()).await?;
             if rows.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
