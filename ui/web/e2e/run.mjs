@@ -212,9 +212,24 @@ await step("log search", async () => {
   await page.goto(`${base}/ui/logs`);
   await page.fill('[data-testid="log-query"]', `{service_name="${faulty}"} |= "Exception"`, { timeout: VIEW_TIMEOUT });
   await page.click('[data-testid="log-run"]', { timeout: VIEW_TIMEOUT });
-  await page.waitForSelector('[data-testid="log-row"]', { timeout: VIEW_TIMEOUT });
+  // The rows of the page's first load stay on screen while the search runs: wait for
+  // this search's answer, then check that every row is one it asked for.
+  await page.waitForURL(/query=/, { timeout: VIEW_TIMEOUT });
+  await page.waitForFunction(
+    (service) => {
+      const status = document.querySelector('[data-testid="log-status"]');
+      const rows = [...document.querySelectorAll('[data-testid="log-row"]')];
+      return status?.getAttribute("data-state") === "done" && rows.length > 0 && rows.every((r) => r.getAttribute("data-service") === service);
+    },
+    faulty,
+    { timeout: VIEW_TIMEOUT },
+  );
   await page.waitForSelector('[data-testid="log-histogram"]', { timeout: VIEW_TIMEOUT });
-  expect((await page.locator('[data-testid="log-row"]').count()) > 0, "no log rows");
+  const services = await page.locator('[data-testid="log-row"]').evaluateAll((rows) => rows.map((r) => r.getAttribute("data-service")));
+  expect(services.length > 0, "no log rows");
+  expect(services.every((s) => s === faulty), `rows from other services: ${[...new Set(services)].join(",")}`);
+  const bodies = await page.locator('[data-testid="log-row"] .log-body').allInnerTexts();
+  expect(bodies.length === services.length && bodies.every((b) => b.includes("Exception")), "a row without Exception");
   shots.logs = await screenshot("logs");
 });
 

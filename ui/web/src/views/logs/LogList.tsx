@@ -62,7 +62,7 @@ export function LogList({ rows, span, footer }: Props) {
 
 function Row({ row, expanded, marked, onToggle }: { row: LogRow; expanded: boolean; marked: boolean; onToggle: () => void }) {
   return (
-    <div class={`log-row level-${row.level ?? "unknown"}${expanded ? " open" : ""}${marked ? " marked" : ""}`} data-testid="log-row" role="listitem">
+    <div class={`log-row level-${row.level ?? "unknown"}${expanded ? " open" : ""}${marked ? " marked" : ""}`} data-testid="log-row" data-service={row.service} role="listitem">
       <div
         class="log-line"
         tabIndex={0}

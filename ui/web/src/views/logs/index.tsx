@@ -274,7 +274,11 @@ export function LogsView({ params, range, tick }: ViewProps) {
         >
           Templates
         </button>
-        <span class="logs-status muted">
+        <span
+          class="logs-status muted"
+          data-testid="log-status"
+          data-state={tailing ? "tailing" : results.loading ? "loading" : results.error ? "error" : "done"}
+        >
           {tab === "lines" && (tailing ? tailStatus(tailState, tailQuery) : resultStatus(results))}
         </span>
       </div>

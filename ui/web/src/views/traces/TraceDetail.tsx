@@ -134,9 +134,17 @@ function Waterfall({ trace, selected }: { trace: TraceView; selected: string | n
                   class={`wf-bar${span.critical ? " critical" : ""}`}
                   style={{ left: `${left}%`, width: `${width}%`, background: serviceColor(span.service) }}
                 />
-                <span class="wf-dur" style={{ left: `${Math.min(left + width, 88)}%` }}>
-                  {formatDuration((span.endUs - span.startUs) / 1000)}
-                </span>
+                {/* A bar that reaches the right edge carries its duration inside its end,
+                    where there is no room after it. */}
+                {left + width > 85 ? (
+                  <span class="wf-dur inside" style={{ right: `${Math.max(100 - left - width, 0)}%` }}>
+                    {formatDuration((span.endUs - span.startUs) / 1000)}
+                  </span>
+                ) : (
+                  <span class="wf-dur" style={{ left: `${left + width}%` }}>
+                    {formatDuration((span.endUs - span.startUs) / 1000)}
+                  </span>
+                )}
               </div>
             </div>
           );
