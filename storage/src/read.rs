@@ -444,9 +444,14 @@ impl Storage {
         for segment in segments {
             // Segments with a run index: only the wanted series' runs in the row groups
             // of the time range are read, and only their samples in range decoded.
-            let plan = segment::plan_sample_read(&self.store, &segment, start_ms, end_ms, |id| {
-                collector.slot(id).is_some()
-            })
+            let plan = segment::plan_sample_read(
+                &self.store,
+                &segment,
+                start_ms,
+                end_ms,
+                Some(&wanted),
+                |id| collector.slot(id).is_some(),
+            )
             .await?;
             if let Some(plan) = plan {
                 let complete = segment::read_planned_samples(
@@ -1165,8 +1170,9 @@ impl SampleCollector {
         let span = all[all.len() - 1].0 - first;
         let mut slots = Vec::new();
         let mut sparse = std::collections::HashMap::new();
-        // Ids of one node are dense; ids of several nodes are 2^40 apart.
-        if span <= 8 * all.len() as u64 + 1024 {
+        // Ids of one node are dense; ids of several nodes are 2^40 apart. A table of up
+        // to 1 MiB is cheaper than hashing every id looked up in a wide read.
+        if span <= 8 * all.len() as u64 + (1 << 18) {
             slots = vec![u32::MAX; span as usize + 1];
             for (id, slot) in &all {
                 slots[(id - first) as usize] = *slot;
@@ -1522,28 +1528,44 @@ mod sample_read_tests {
                         }
                     }
                 }
-                let plan = segment::plan_sample_read(&storage.store, segment, start, end, |id| {
-                    wanted.contains(&id)
-                })
-                .await
-                .expect("plan")
-                .expect("segments have a run index");
-                let mut planned = Vec::new();
-                let complete = segment::read_planned_samples(
-                    &storage.store,
-                    segment,
-                    plan,
-                    start,
-                    end,
-                    |id, ts, values| {
-                        planned.extend(ts.iter().zip(values).map(|(t, v)| (id, *t, v.to_bits())));
-                        true
-                    },
-                )
-                .await
-                .expect("planned read");
-                assert!(complete);
-                assert_eq!(planned, full, "{ids:?} in [{start}, {end}]");
+                // Planned by walking the runs, and by looking up the wanted series' runs.
+                let mut sorted: Vec<u64> = wanted.iter().copied().collect();
+                sorted.sort_unstable();
+                for by_series in [None, Some(sorted.as_slice())] {
+                    let plan = segment::plan_sample_read(
+                        &storage.store,
+                        segment,
+                        start,
+                        end,
+                        by_series,
+                        |id| wanted.contains(&id),
+                    )
+                    .await
+                    .expect("plan")
+                    .expect("segments have a run index");
+                    let mut planned = Vec::new();
+                    let complete = segment::read_planned_samples(
+                        &storage.store,
+                        segment,
+                        plan,
+                        start,
+                        end,
+                        |id, ts, values| {
+                            planned
+                                .extend(ts.iter().zip(values).map(|(t, v)| (id, *t, v.to_bits())));
+                            true
+                        },
+                    )
+                    .await
+                    .expect("planned read");
+                    assert!(complete);
+                    assert_eq!(
+                        planned,
+                        full,
+                        "{ids:?} in [{start}, {end}], by series: {}",
+                        by_series.is_some()
+                    );
+                }
             }
         }
     }
@@ -1606,7 +1628,7 @@ mod sample_read_tests {
         }
         for segment in &added {
             assert!(
-                segment::plan_sample_read(&storage.store, segment, 0, i64::MAX, |_| true)
+                segment::plan_sample_read(&storage.store, segment, 0, i64::MAX, None, |_| true)
                     .await
                     .expect("plan")
                     .is_none(),

@@ -10,7 +10,7 @@
 //! runs of its series in the windows of its time range. Files written before the index
 //! (sorted by series and time, no footer key) are read whole, as before.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use arrow::array::{
     Array, ArrayRef, Float64Array, Int8Array, Int64Array, RecordBatch, UInt64Array,
@@ -266,13 +266,47 @@ impl SampleWindows {
 
 /// Where each series' rows are in a samples file: the runs of the footer's index with
 /// their first row.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct SampleRuns {
     /// Series of each run, in file order.
     pub ids: Vec<u64>,
     /// First row of each run, plus the file's row count at the end (`ids.len() + 1`
     /// entries, ascending).
     pub starts: Vec<u64>,
+    /// Run numbers ordered by (series, run number), built on the first lookup by series:
+    /// a read of a few series finds their runs without walking every run of the file.
+    by_series: OnceLock<Vec<u32>>,
+}
+
+impl PartialEq for SampleRuns {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids == other.ids && self.starts == other.starts
+    }
+}
+
+impl SampleRuns {
+    /// Runs given by series and first row (`starts` has one more entry than `ids`: the
+    /// file's row count). At most `u32::MAX` runs.
+    pub fn new(ids: Vec<u64>, starts: Vec<u64>) -> Self {
+        debug_assert_eq!(ids.len() + 1, starts.len());
+        SampleRuns {
+            ids,
+            starts,
+            by_series: OnceLock::new(),
+        }
+    }
+
+    /// The run numbers of series `id`, ascending (empty when the file has none of it).
+    pub fn runs_of(&self, id: u64) -> &[u32] {
+        let order = self.by_series.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
+            order.sort_unstable_by_key(|run| (self.ids[*run as usize], *run));
+            order
+        });
+        let from = order.partition_point(|run| self.ids[*run as usize] < id);
+        let to = from + order[from..].partition_point(|run| self.ids[*run as usize] == id);
+        &order[from..to]
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -349,7 +383,7 @@ pub(crate) fn decode_runs(text: &str, file_rows: u64) -> Option<SampleRuns> {
     let raw = zstd::bulk::decompress(input, raw_len as usize).ok()?;
     let mut input = raw.as_slice();
     let count = get_varint(&mut input)?;
-    if count > file_rows {
+    if count > file_rows || count > u64::from(u32::MAX) {
         return None;
     }
     let mut ids = Vec::with_capacity(count as usize);
@@ -365,7 +399,7 @@ pub(crate) fn decode_runs(text: &str, file_rows: u64) -> Option<SampleRuns> {
         row = row.checked_add(rows)?;
     }
     starts.push(row);
-    (row == file_rows && input.is_empty()).then_some(SampleRuns { ids, starts })
+    (row == file_rows && input.is_empty()).then(|| SampleRuns::new(ids, starts))
 }
 
 #[cfg(test)]
@@ -429,6 +463,11 @@ mod tests {
         let runs = decode_runs(&encode_runs(&windows.runs).unwrap(), 6).unwrap();
         assert_eq!(runs.ids, vec![1, 0, 1, 0, 2]);
         assert_eq!(runs.starts, vec![0, 1, 3, 4, 5, 6]);
+        // Runs by series, in file order; none for a series the file lacks.
+        assert_eq!(runs.runs_of(0), &[1, 3]);
+        assert_eq!(runs.runs_of(1), &[0, 2]);
+        assert_eq!(runs.runs_of(2), &[4]);
+        assert!(runs.runs_of(3).is_empty());
         // An index that does not cover the file, or is not ours, is refused.
         assert!(decode_runs(&encode_runs(&windows.runs).unwrap(), 7).is_none());
         assert!(decode_runs("zz", 6).is_none());

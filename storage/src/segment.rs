@@ -468,56 +468,99 @@ fn sample_runs(metadata: &ArrowReaderMetadata) -> Option<Arc<SampleRuns>> {
     Some(runs)
 }
 
+/// A series list this much shorter than the runs of the row groups read is planned from
+/// the series (their runs found by binary search) rather than by walking every run.
+const FEW_SERIES_FACTOR: usize = 8;
+
 /// Plans the read of the samples in `[start_ms, end_ms]` of the series `wanted` accepts:
 /// row groups pruned on their time statistics, then only the runs of wanted series in
-/// them. `None` when the file has no run index (the caller decodes it whole).
+/// them. `wanted_ids`, when given, are those series sorted; when they are few next to the
+/// runs of the row groups kept, their runs are looked up by series, so a narrow read costs
+/// what it selects and not the size of the file. `None` when the file has no run index
+/// (the caller decodes it whole).
 pub(crate) async fn plan_sample_read(
     store: &SegmentStore,
     segment: &SegmentMeta,
     start_ms: i64,
     end_ms: i64,
+    wanted_ids: Option<&[u64]>,
     wanted: impl Fn(u64) -> bool,
 ) -> Result<Option<SamplePlan>> {
     let metadata = metadata(store, segment).await?;
     let Some(runs) = sample_runs(&metadata) else {
         return Ok(None);
     };
-    let mut pieces = Vec::new();
-    let mut groups = Vec::new();
-    let mut selectors = Vec::new();
+    // (number, first row, end row) of the row groups whose time range overlaps.
+    let mut kept = Vec::new();
     let mut group_start = 0u64;
     for (number, group) in metadata.metadata().row_groups().iter().enumerate() {
         let (start, end) = (group_start, group_start + group.num_rows() as u64);
         group_start = end;
-        if !i64_range(group, 1).is_none_or(|(lo, hi)| lo <= end_ms && hi >= start_ms) {
+        if i64_range(group, 1).is_none_or(|(lo, hi)| lo <= end_ms && hi >= start_ms) {
+            kept.push((number, start, end));
+        }
+    }
+    // The run holding a row: the last run starting at or before it.
+    let run_at = |row: u64| runs.starts.partition_point(|s| *s <= row).saturating_sub(1);
+    let kept_runs: usize = kept
+        .iter()
+        .map(|(_, start, end)| runs.starts.partition_point(|s| *s < *end) - run_at(*start))
+        .sum();
+    // Pieces `(first row, end row, series)` of each kept group, in row order.
+    let mut pieces_of: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); kept.len()];
+    match wanted_ids.filter(|ids| ids.len().saturating_mul(FEW_SERIES_FACTOR) < kept_runs) {
+        Some(ids) => {
+            for &id in ids {
+                for &run in runs.runs_of(id) {
+                    let (from, to) = (runs.starts[run as usize], runs.starts[run as usize + 1]);
+                    // A run may cross row groups: one piece per kept group it reaches.
+                    let mut group = kept.partition_point(|(_, _, end)| *end <= from);
+                    while let Some(&(_, start, end)) = kept.get(group) {
+                        if start >= to {
+                            break;
+                        }
+                        let (a, b) = (from.max(start), to.min(end));
+                        if a < b {
+                            pieces_of[group].push((a, b, id));
+                        }
+                        group += 1;
+                    }
+                }
+            }
+            for pieces in &mut pieces_of {
+                pieces.sort_unstable();
+            }
+        }
+        None => {
+            for (group, &(_, start, end)) in kept.iter().enumerate() {
+                // The run holding the group's first row, then every run starting in it.
+                let mut run = run_at(start);
+                while run < runs.ids.len() && runs.starts[run] < end {
+                    let id = runs.ids[run];
+                    let (from, to) = (runs.starts[run].max(start), runs.starts[run + 1].min(end));
+                    run += 1;
+                    if from < to && wanted(id) {
+                        pieces_of[group].push((from, to, id));
+                    }
+                }
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let mut selectors = Vec::new();
+    let mut pieces = Vec::new();
+    for (&(number, start, end), group_pieces) in kept.iter().zip(&pieces_of) {
+        if group_pieces.is_empty() {
             continue;
         }
-        let group_selectors = selectors.len();
-        let group_pieces = pieces.len();
         let mut cursor = start;
-        // The run holding the group's first row, then every run starting in the group.
-        let mut run = runs
-            .starts
-            .partition_point(|s| *s <= start)
-            .saturating_sub(1);
-        while run < runs.ids.len() && runs.starts[run] < end {
-            let id = runs.ids[run];
-            let from = runs.starts[run].max(start);
-            let to = runs.starts[run + 1].min(end);
-            run += 1;
-            if to <= from || !wanted(id) {
-                continue;
-            }
+        for &(from, to, id) in group_pieces {
             if from > cursor {
                 selectors.push(RowSelector::skip((from - cursor) as usize));
             }
             selectors.push(RowSelector::select((to - from) as usize));
             pieces.push((id, (to - from) as usize));
             cursor = to;
-        }
-        if pieces.len() == group_pieces {
-            selectors.truncate(group_selectors);
-            continue;
         }
         if end > cursor {
             selectors.push(RowSelector::skip((end - cursor) as usize));

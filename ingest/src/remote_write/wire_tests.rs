@@ -338,14 +338,16 @@ fn reader_reports_errors_and_values() {
 /// Label sets of the `load` blocks in the shared PromQL test files, as a
 /// source of real-world label names and values.
 fn promqltest_label_sets() -> Vec<Vec<(String, String)>> {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/promqltest/testdata"
-    );
+    let package = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let dir = std::path::Path::new(&package).join("../../shared/testdata/promqltest/testdata");
     let mut sets = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return sets;
-    };
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{} not readable ({e}): shared test data missing",
+            dir.display()
+        )
+    });
     for entry in entries.flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         let mut in_load = false;
