@@ -68,7 +68,9 @@ async fn the_ui_leads_from_the_red_map_to_the_failing_span_its_logs_and_metrics(
         .await
         .expect("simulation");
     let backfill = started.elapsed();
-    assert!(report.spans > 50_000, "{} spans", report.spans);
+    // The simulated load follows the fleet's day (0.5x at 03:00 to 1.5x at 15:00, UTC+8):
+    // an hour of it is ~48 k spans at the quietest and ~145 k at the busiest.
+    assert!(report.spans > 25_000, "{} spans", report.spans);
 
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-e2e");
     let _ = std::fs::remove_dir_all(&out);

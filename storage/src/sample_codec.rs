@@ -273,9 +273,19 @@ pub(crate) struct SampleRuns {
     /// First row of each run, plus the file's row count at the end (`ids.len() + 1`
     /// entries, ascending).
     pub starts: Vec<u64>,
-    /// Run numbers ordered by (series, run number), built on the first lookup by series:
-    /// a read of a few series finds their runs without walking every run of the file.
-    by_series: OnceLock<Vec<u32>>,
+    /// The runs grouped by series, built on the first lookup by series: a read of a few
+    /// series finds their runs without walking every run of the file.
+    by_series: OnceLock<RunsBySeries>,
+}
+
+/// Run numbers grouped by series: the distinct series sorted (searched contiguously),
+/// and for each its runs in file order.
+#[derive(Debug)]
+struct RunsBySeries {
+    series: Vec<u64>,
+    /// Where each series' runs start in `runs` (`series.len() + 1` entries).
+    offsets: Vec<u32>,
+    runs: Vec<u32>,
 }
 
 impl PartialEq for SampleRuns {
@@ -298,14 +308,29 @@ impl SampleRuns {
 
     /// The run numbers of series `id`, ascending (empty when the file has none of it).
     pub fn runs_of(&self, id: u64) -> &[u32] {
-        let order = self.by_series.get_or_init(|| {
+        let grouped = self.by_series.get_or_init(|| {
             let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
             order.sort_unstable_by_key(|run| (self.ids[*run as usize], *run));
-            order
+            let mut series = Vec::new();
+            let mut offsets = Vec::new();
+            for (at, run) in order.iter().enumerate() {
+                let id = self.ids[*run as usize];
+                if series.last() != Some(&id) {
+                    series.push(id);
+                    offsets.push(at as u32);
+                }
+            }
+            offsets.push(order.len() as u32);
+            RunsBySeries {
+                series,
+                offsets,
+                runs: order,
+            }
         });
-        let from = order.partition_point(|run| self.ids[*run as usize] < id);
-        let to = from + order[from..].partition_point(|run| self.ids[*run as usize] == id);
-        &order[from..to]
+        match grouped.series.binary_search(&id) {
+            Ok(at) => &grouped.runs[grouped.offsets[at] as usize..grouped.offsets[at + 1] as usize],
+            Err(_) => &[],
+        }
     }
 }
 
