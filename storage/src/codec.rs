@@ -128,10 +128,19 @@ impl<'a> Reader<'a> {
 }
 
 impl MetricsRecord {
+    #[cfg(test)]
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let new_series: Vec<(SeriesId, &Labels)> =
+            self.new_series.iter().map(|(id, l)| (*id, l)).collect();
+        self.encode_with_series(&new_series, out);
+    }
+
+    /// Encodes the record with `new_series` in place of `self.new_series`: the write
+    /// path borrows the new label sets from the request instead of copying them.
+    pub fn encode_with_series(&self, new_series: &[(SeriesId, &Labels)], out: &mut Vec<u8>) {
         let mut w = Writer(out);
-        w.varint(self.new_series.len() as u64);
-        for (id, labels) in &self.new_series {
+        w.varint(new_series.len() as u64);
+        for (id, labels) in new_series {
             w.varint(id.0);
             w.varint(labels.len() as u64);
             for (name, value) in labels.iter() {

@@ -313,14 +313,14 @@ fn merge(
         Table::Logs => flush::encode_logs(&batches, level, config),
         Table::Spans => flush::encode_spans(&batches, level, config.row_group_rows),
         Table::Series => {
-            let mut series = flush::series_from_batches(&batches)?;
+            let mut series = crate::series_segment::series_from_batches(&batches)?;
             series.sort_by_key(|(id, _)| *id);
             series.dedup_by_key(|(id, _)| *id);
             let series: Vec<_> = series
                 .into_iter()
                 .map(|(id, labels)| (id.0, labels))
                 .collect();
-            flush::encode_series(&series, config)
+            crate::series_segment::encode_series(&series, config)
         }
         Table::Metadata => Err(Error::Task(
             "metadata segments are replaced, not merged".into(),

@@ -19,7 +19,8 @@ use crate::manifest::{Manifest, Table};
 use crate::memtable::Generation;
 use crate::metrics::{MetricMetadata, MetricsWrite};
 use crate::model::{LOGS_SCHEMA, SPANS_SCHEMA, check_schema, span_col};
-use crate::series::{Labels, SeriesIndex};
+use crate::series::Labels;
+use crate::series_index::SeriesIndex;
 use crate::store::SegmentStore;
 use crate::textindex::LogIndex;
 use crate::wal::{self, RecordKind, Wal, WalEntry, WalOptions};
@@ -300,10 +301,13 @@ impl Storage {
             metadata: write.metadata.clone(),
             ..MetricsRecord::default()
         };
+        // The new series reach the index in `resolve_series`; the WAL record borrows
+        // their labels from the request (replay decodes them into `record.new_series`).
+        let mut new_series = Vec::new();
         let ids = resolve_series(
             &catalog,
             write,
-            &mut record.new_series,
+            &mut new_series,
             self.config.max_series_per_tenant,
             self.series_base,
         )?;
@@ -316,7 +320,7 @@ impl Storage {
                 .extend(series.exemplars.iter().map(|e| (id.0, e.clone())));
         }
         let mut body = Vec::with_capacity(16 + record.samples.len() * 12);
-        record.encode(&mut body);
+        record.encode_with_series(&new_series, &mut body);
         self.append_record(RecordKind::Metrics, tenant, &body)
             .await?;
         let active = read_lock(&self.state).active.clone();
@@ -564,10 +568,10 @@ fn signal_index(signal: Signal) -> usize {
 }
 
 /// Looks up (or creates) the id of every series of a write; new ones go to `new_series`.
-fn resolve_series(
+fn resolve_series<'a>(
     catalog: &TenantCatalog,
-    write: &MetricsWrite,
-    new_series: &mut Vec<(SeriesId, Labels)>,
+    write: &'a MetricsWrite,
+    new_series: &mut Vec<(SeriesId, &'a Labels)>,
     max_series: u64,
     base: u64,
 ) -> Result<Vec<SeriesId>> {
@@ -605,7 +609,7 @@ fn resolve_series(
         for i in missing {
             let (id, created) = index.get_or_create(&write.series[i].labels, base);
             if created {
-                new_series.push((id, write.series[i].labels.clone()));
+                new_series.push((id, &write.series[i].labels));
             }
             ids[i] = id;
         }
@@ -621,8 +625,8 @@ fn apply_metrics(
 ) {
     if !record.new_series.is_empty() {
         let mut index = write_lock(&catalog.series);
-        for (id, labels) in record.new_series {
-            index.insert_with_id(id, labels, false);
+        for (id, labels) in &record.new_series {
+            index.insert_with_id(*id, labels, false);
         }
     }
     if !record.samples.is_empty() {
@@ -733,10 +737,10 @@ pub(crate) async fn load_catalog_segment(
     match segment.table {
         Table::Series => {
             let batches = crate::segment::read(store, segment, |_| true, None).await?;
-            let loaded = crate::flush::series_from_batches(&batches)?;
+            let loaded = crate::series_segment::series_from_batches(&batches)?;
             let mut index = write_lock(&catalog.series);
             for (id, labels) in loaded {
-                index.insert_with_id(id, labels, true);
+                index.insert_with_id(id, &labels, true);
                 // Segment series have samples somewhere on disk; their span is not tracked.
                 index.observe(id, i64::MIN, i64::MAX);
             }

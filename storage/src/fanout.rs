@@ -475,7 +475,7 @@ impl Storage {
                 ScanKind::Samples => {
                     let (mut ids, mut ts, mut values) = (Vec::new(), Vec::new(), Vec::new());
                     memtable.visit_series(&request.ids, |id, buffer| {
-                        for (t, v) in buffer.ts.iter().zip(&buffer.values) {
+                        for (t, v) in buffer.points() {
                             if *t >= request.start && *t <= request.end {
                                 ids.push(id);
                                 ts.push(*t);
@@ -670,7 +670,7 @@ impl Storage {
                         continue;
                     }
                     if let Ok(labels) = Labels::new(pairs) {
-                        index.insert_with_id(SeriesId(id), labels, true);
+                        index.insert_with_id(SeriesId(id), &labels, true);
                         index.observe(SeriesId(id), i64::MIN, i64::MAX);
                     }
                 }

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arrow::array::{
-    Array, ArrayRef, FixedSizeBinaryBuilder, Float64Array, Int64Array, MapArray, MapBuilder,
-    RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt64Array,
+    Array, ArrayRef, FixedSizeBinaryBuilder, Float64Array, Int64Array, MapBuilder, RecordBatch,
+    StringArray, StringBuilder, TimestampNanosecondArray, UInt64Array,
 };
 use arrow::compute::{max, min};
 use object_store::path::Path as ObjectPath;
-use proto::{SeriesId, TenantId};
+use proto::TenantId;
 use tracing::info;
 
 use crate::engine::{Storage, merge_reports};
@@ -25,10 +25,10 @@ use crate::manifest::{SegmentMeta, Table, segment_path};
 use crate::memtable::{Generation, TenantMemtable};
 use crate::metrics::{Exemplar, MetricMetadata, MetricType};
 use crate::model::{
-    EXEMPLARS_SCHEMA, LOGS_SCHEMA, METADATA_SCHEMA, SERIES_SCHEMA, SPANS_SCHEMA, log_col, span_col,
+    EXEMPLARS_SCHEMA, LOGS_SCHEMA, METADATA_SCHEMA, SPANS_SCHEMA, log_col, span_col,
 };
 use crate::sample_codec;
-use crate::series::Labels;
+use crate::series_segment::encode_index_series;
 use crate::{Error, FlushReport, Result, segment, textindex};
 
 /// An encoded segment waiting to be uploaded.
@@ -85,15 +85,20 @@ impl Storage {
             .map(|c| c.iter().map(|(t, c)| (t.clone(), c.clone())).collect())
             .unwrap_or_default();
         for (tenant, catalog) in catalogs {
-            let series = catalog
+            // Only the ids are copied here: the labels are encoded from the index a
+            // chunk at a time, so a flush of many new series holds no second copy of them.
+            let ids = catalog
                 .series
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .unpersisted();
-            let count = series.len();
-            if !series.is_empty() {
+                .unpersisted_ids();
+            let count = ids.len();
+            if !ids.is_empty() {
+                let source = catalog.clone();
                 let encoded = self
-                    .blocking(move |storage_config| encode_series(&series, storage_config))
+                    .blocking(move |storage_config| {
+                        encode_index_series(&source, &ids, storage_config)
+                    })
                     .await?;
                 added.push(self.upload(&tenant, encoded, 0).await?);
             }
@@ -212,15 +217,8 @@ impl Storage {
         self.blocking(move |config| {
             let level = config.zstd_level_flush;
             let mut out = Vec::new();
-            let series = memtable.all_series();
+            let series = memtable.sorted_series();
             if !series.is_empty() {
-                let series = series
-                    .into_iter()
-                    .map(|(id, buffer)| {
-                        let (ts, values) = buffer.sorted_points();
-                        (id, ts, values)
-                    })
-                    .collect();
                 out.push(encode_samples(
                     series,
                     &ranks,
@@ -459,43 +457,6 @@ pub(crate) fn encode_spans(
     })
 }
 
-pub(crate) fn series_batch(series: &[(u64, Labels)]) -> Result<RecordBatch> {
-    let label_maps: Vec<BTreeMap<String, String>> =
-        series.iter().map(|(_, l)| l.without_name()).collect();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(
-            series.iter().map(|(id, _)| *id),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            series.iter().map(|(_, l)| l.metric_name()),
-        )),
-        attributes_column(label_maps.iter())?,
-    ];
-    RecordBatch::try_new(SERIES_SCHEMA.clone(), columns)
-        .map_err(|e| Error::arrow("building series", e))
-}
-
-pub(crate) fn encode_series(
-    series: &[(u64, Labels)],
-    config: &crate::Config,
-) -> Result<EncodedSegment> {
-    let batch = series_batch(series)?;
-    let properties = segment::writer_properties(
-        Table::Series,
-        config.zstd_level_compacted,
-        config.row_group_rows,
-        0,
-    )?;
-    Ok(EncodedSegment {
-        table: Table::Series,
-        rows: batch.num_rows() as u64,
-        parquet: segment::encode(&SERIES_SCHEMA, &[batch], properties)?,
-        index: None,
-        min_time_ns: 0,
-        max_time_ns: 0,
-    })
-}
-
 fn encode_metadata(entries: &[MetricMetadata], config: &crate::Config) -> Result<EncodedSegment> {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
@@ -542,40 +503,6 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, index: usize, what: &str) -> R
         .as_any()
         .downcast_ref::<T>()
         .ok_or_else(|| corrupt(what, &format!("unexpected type of column {index}")))
-}
-
-/// Reads `(id, labels)` back from series segment batches.
-pub(crate) fn series_from_batches(batches: &[RecordBatch]) -> Result<Vec<(SeriesId, Labels)>> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let ids: &UInt64Array = column(batch, 0, "series segment")?;
-        let names: &StringArray = column(batch, 1, "series segment")?;
-        let labels: &MapArray = column(batch, 2, "series segment")?;
-        for row in 0..batch.num_rows() {
-            let entries = labels.value(row);
-            let keys = entries
-                .column(0)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| corrupt("series segment", "label keys"))?;
-            let values = entries
-                .column(1)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| corrupt("series segment", "label values"))?;
-            let mut pairs: Vec<(String, String)> = (0..keys.len())
-                .map(|i| (keys.value(i).to_string(), values.value(i).to_string()))
-                .collect();
-            pairs.push((
-                crate::series::METRIC_NAME_LABEL.to_string(),
-                names.value(row).to_string(),
-            ));
-            let labels =
-                Labels::new(pairs).map_err(|e| corrupt("series segment", &e.to_string()))?;
-            out.push((SeriesId(ids.value(row)), labels));
-        }
-    }
-    Ok(out)
 }
 
 /// Reads metadata entries back from a metadata segment.

@@ -40,7 +40,10 @@ mod s3;
 mod sample_codec;
 mod segment;
 pub mod series;
+mod series_index;
+mod series_segment;
 mod store;
+mod symbols;
 mod textindex;
 mod wal;
 

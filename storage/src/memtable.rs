@@ -17,40 +17,45 @@ use crate::metrics::Exemplar;
 
 const SHARDS: usize = 16;
 
-/// Samples of one series, in arrival order.
+/// Samples of one series, in arrival order: `(ts, value)` pairs in one allocation.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SeriesBuffer {
-    pub ts: Vec<i64>,
-    pub values: Vec<f64>,
+    points: Vec<(i64, f64)>,
     sorted: bool,
 }
 
 impl SeriesBuffer {
     fn push(&mut self, ts: i64, value: f64) {
-        if self.ts.is_empty() {
-            self.sorted = true;
-        } else if self.ts.last().is_some_and(|last| *last >= ts) {
-            self.sorted = false;
+        match self.points.last() {
+            None => self.sorted = true,
+            Some((last, _)) if *last >= ts => self.sorted = false,
+            Some(_) => {}
         }
-        self.ts.push(ts);
-        self.values.push(value);
+        self.points.push((ts, value));
+    }
+
+    /// Returns the `(ts, value)` pairs in arrival order.
+    pub fn points(&self) -> &[(i64, f64)] {
+        &self.points
     }
 
     /// Returns the points sorted by time, one per timestamp (the last written wins).
     pub fn sorted_points(&self) -> (Vec<i64>, Vec<f64>) {
         if self.sorted {
-            return (self.ts.clone(), self.values.clone());
+            return self.points.iter().copied().unzip();
         }
-        let mut order: Vec<usize> = (0..self.ts.len()).collect();
-        order.sort_by_key(|i| self.ts[*i]);
+        let mut order: Vec<usize> = (0..self.points.len()).collect();
+        // Stable: among equal timestamps the last written stays last.
+        order.sort_by_key(|i| self.points[*i].0);
         let mut ts = Vec::with_capacity(order.len());
         let mut values = Vec::with_capacity(order.len());
         for i in order {
-            if ts.last() == Some(&self.ts[i]) {
-                *values.last_mut().expect("pushed with ts") = self.values[i];
+            let (t, v) = self.points[i];
+            if ts.last() == Some(&t) {
+                *values.last_mut().expect("pushed with ts") = v;
             } else {
-                ts.push(self.ts[i]);
-                values.push(self.values[i]);
+                ts.push(t);
+                values.push(v);
             }
         }
         (ts, values)
@@ -119,14 +124,18 @@ impl TenantMemtable {
         }
     }
 
-    /// Takes a copy of every series buffer (for a flush).
-    pub fn all_series(&self) -> Vec<(u64, SeriesBuffer)> {
+    /// Returns every series' points sorted by time (one per timestamp), by series id,
+    /// for a flush: one copy, made shard by shard under its lock.
+    pub fn sorted_series(&self) -> Vec<(u64, Vec<i64>, Vec<f64>)> {
         let mut out = Vec::new();
         for shard in &self.samples {
             let map = lock(shard);
-            out.extend(map.iter().map(|(id, buffer)| (*id, buffer.clone())));
+            out.extend(map.iter().map(|(id, buffer)| {
+                let (ts, values) = buffer.sorted_points();
+                (*id, ts, values)
+            }));
         }
-        out.sort_unstable_by_key(|(id, _)| *id);
+        out.sort_unstable_by_key(|(id, _, _)| *id);
         out
     }
 
@@ -259,10 +268,9 @@ mod tests {
     fn out_of_order_samples_are_sorted_and_deduplicated() {
         let memtable = TenantMemtable::default();
         memtable.append_samples(&[(7, 30, 3.0), (7, 10, 1.0), (7, 30, 4.0), (8, 5, 0.5)]);
-        let all = memtable.all_series();
+        let all = memtable.sorted_series();
         assert_eq!(all.len(), 2);
-        let (ts, values) = all[0].1.sorted_points();
-        assert_eq!(ts, vec![10, 30]);
-        assert_eq!(values, vec![1.0, 4.0]);
+        assert_eq!(all[0], (7, vec![10, 30], vec![1.0, 4.0]));
+        assert_eq!(all[1], (8, vec![5], vec![0.5]));
     }
 }

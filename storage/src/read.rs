@@ -335,7 +335,7 @@ impl Storage {
             .select(matchers)
             .into_iter()
             .filter(|id| index.overlaps(*id, start_ms, end_ms))
-            .filter_map(|id| index.labels(id).map(|labels| (id, labels.clone())))
+            .filter_map(|id| index.labels(id).map(|labels| (id, labels)))
             .collect()
     }
 
@@ -506,7 +506,7 @@ impl Storage {
                     let Some(slot) = collector.slot(id) else {
                         return;
                     };
-                    for (t, v) in buffer.ts.iter().zip(&buffer.values) {
+                    for (t, v) in buffer.points() {
                         if within && *t >= start_ms && *t <= end_ms {
                             within = collector.push(slot, *t, *v);
                         }
