@@ -31,6 +31,7 @@ mod engine;
 mod error;
 mod fanout;
 mod flush;
+mod idmap;
 mod manifest;
 mod memtable;
 pub mod metrics;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use arrow::array::RecordBatch;
 use proto::{TenantId, TraceId};
 
+use crate::idmap::IdMap;
 use crate::metrics::Exemplar;
 
 const SHARDS: usize = 16;
@@ -71,7 +72,7 @@ pub(crate) struct SpanBuffer {
 
 /// The memtable of one tenant within one generation.
 pub(crate) struct TenantMemtable {
-    samples: [Mutex<HashMap<u64, SeriesBuffer>>; SHARDS],
+    samples: [Mutex<IdMap<u64, SeriesBuffer>>; SHARDS],
     pub exemplars: Mutex<Vec<(u64, Exemplar)>>,
     pub logs: Mutex<Vec<RecordBatch>>,
     pub spans: Mutex<SpanBuffer>,
@@ -80,7 +81,7 @@ pub(crate) struct TenantMemtable {
 impl Default for TenantMemtable {
     fn default() -> Self {
         TenantMemtable {
-            samples: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            samples: std::array::from_fn(|_| Mutex::new(IdMap::default())),
             exemplars: Mutex::default(),
             logs: Mutex::default(),
             spans: Mutex::default(),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto::SeriesId;
 
+use crate::idmap::IdMap;
 use crate::series::{LOCAL_ID_BITS, Labels, METRIC_NAME_LABEL, MatchOp, Matcher, series_id_base};
 use crate::symbols::Symbols;
 #[cfg(test)]
@@ -99,7 +100,7 @@ impl Postings {
 pub(crate) struct SeriesIndex {
     symbols: Symbols,
     /// Id (canonical or alias) → position.
-    positions: HashMap<u64, u32>,
+    positions: IdMap<u64, u32>,
     /// Per position: the canonical id, the labels, the sample time bounds (ms).
     ids: Vec<u64>,
     labels: Vec<InternedLabels>,
@@ -107,7 +108,7 @@ pub(crate) struct SeriesIndex {
     /// The 128-bit fingerprint as two words (a `u128` key would be padded to 32 bytes).
     by_fingerprint: HashMap<[u64; 2], u32>,
     /// Name symbol → value symbol → positions.
-    postings: HashMap<u32, HashMap<u32, Postings>>,
+    postings: IdMap<u32, IdMap<u32, Postings>>,
     /// Ids other than the canonical one, per position.
     aliases: HashMap<u32, Vec<u64>>,
     /// One past the largest local id seen, per ordinal.
@@ -330,7 +331,7 @@ impl SeriesIndex {
     }
 
     /// The values of label `name`, by value symbol.
-    fn values_of(&self, name: &str) -> Option<&HashMap<u32, Postings>> {
+    fn values_of(&self, name: &str) -> Option<&IdMap<u32, Postings>> {
         self.postings.get(&self.symbols.get(name)?)
     }
 

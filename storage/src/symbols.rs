@@ -116,7 +116,7 @@ impl Symbols {
 
 /// Estimated heap bytes of a std hash map: one entry plus one control byte per slot.
 #[cfg(test)]
-pub(crate) fn map_bytes<K, V>(map: &HashMap<K, V>) -> usize {
+pub(crate) fn map_bytes<K, V, S>(map: &HashMap<K, V, S>) -> usize {
     map.capacity() * (size_of::<(K, V)>() + 1)
 }
 
