@@ -302,7 +302,8 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         "histogram_quantile" => {
             let q = ev.eval_scalar(arg(c, 0)?, t)?;
             let v = ev.eval_vector(arg(c, 1)?, t)?;
-            if !(0.0..=1.0).contains(&q) && !q.is_nan() {
+            // Prometheus 3 warns on NaN too (it answers NaN for every series).
+            if !(0.0..=1.0).contains(&q) {
                 ev.add_warning(format!(
                     "PromQL warning: quantile value should be between 0 and 1, got {q}"
                 ));
@@ -349,6 +350,14 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
     }
 }
 
+/// The warning of `quantile_over_time` with a quantile outside [0, 1] (NaN included),
+/// whose answer is then -Inf, +Inf or NaN, as Prometheus 3 gives it.
+pub(crate) fn quantile_warning(name: &str, scalars: &[f64]) -> Option<String> {
+    let q = *scalars.first()?;
+    (name == "quantile_over_time" && !(0.0..=1.0).contains(&q))
+        .then(|| format!("PromQL warning: quantile value should be between 0 and 1, got {q}"))
+}
+
 fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
     let name = c.func.name;
     let matrix_arg = if name == "quantile_over_time" { 1 } else { 0 };
@@ -357,6 +366,9 @@ fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         if i != matrix_arg {
             scalars.push(ev.eval_scalar(a, t)?);
         }
+    }
+    if let Some(warning) = quantile_warning(name, &scalars) {
+        ev.add_warning(warning);
     }
     let m = ev.eval_matrix(arg(c, matrix_arg)?, t)?;
     let keeps_name = matches!(name, "last_over_time" | "first_over_time");

@@ -24,7 +24,7 @@ use promql_parser::parser::{AggregateExpr, Call, Expr, MatrixSelector, VectorSel
 
 use super::aggregate::group_labels;
 use super::eval::{Evaluator, offset_ms, unparen};
-use super::functions::{non_counter_info, range_value};
+use super::functions::{non_counter_info, quantile_warning, range_value};
 use super::value::{Lbls, Matrix, MeanAcc, Sample, Series, VarAcc, is_stale, kahan_inc};
 use crate::Result;
 
@@ -379,6 +379,9 @@ impl Evaluator {
             Expr::VectorSelector(vs) => self.stepped_selector(vs, steps)?,
             Expr::Call(c) => match range_call(c) {
                 Some((ms, scalars)) => {
+                    if let Some(warning) = quantile_warning(c.func.name, &scalars) {
+                        self.add_warning(warning);
+                    }
                     let out = self.stepped_range_function(c, ms, &scalars, steps)?;
                     for s in &out.series {
                         if let Some(info) = non_counter_info(c.func.name, &s.labels) {
