@@ -504,7 +504,11 @@ pub(crate) async fn plan_sample_read(
     let run_at = |row: u64| runs.starts.partition_point(|s| *s <= row).saturating_sub(1);
     let kept_runs: usize = kept
         .iter()
-        .map(|(_, start, end)| runs.starts.partition_point(|s| *s < *end) - run_at(*start))
+        .map(|(_, start, end)| {
+            runs.starts
+                .partition_point(|s| *s < *end)
+                .saturating_sub(run_at(*start))
+        })
         .sum();
     // Pieces `(first row, end row, series)` of each kept group, in row order.
     let mut pieces_of: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); kept.len()];
