@@ -197,19 +197,23 @@ pub fn series_id_base(ordinal: u64) -> u64 {
     ordinal << LOCAL_ID_BITS
 }
 
+/// A label set from `(name, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn test_labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+    )
+    .expect("valid test labels")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        Labels::new(
-            pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        )
-        .unwrap()
-    }
+    use super::test_labels as labels;
 
     #[test]
     fn empty_values_are_dropped_and_duplicates_rejected() {

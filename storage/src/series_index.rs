@@ -475,15 +475,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        Labels::new(
-            pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        )
-        .unwrap()
-    }
+    use crate::series::test_labels as labels;
 
     fn index() -> SeriesIndex {
         let mut index = SeriesIndex::default();

@@ -206,15 +206,7 @@ pub(crate) fn series_from_batches(batches: &[RecordBatch]) -> Result<Vec<(Series
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        Labels::new(
-            pairs
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        )
-        .unwrap()
-    }
+    use crate::series::test_labels as labels;
 
     #[test]
     fn index_and_owned_labels_encode_to_the_same_rows() {

@@ -498,4 +498,34 @@ async fn annotations_name_what_prometheus_names() {
             "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (and may give inaccurate results) for metric name \"\""
         ]
     );
+    // A quantile outside [0, 1] (NaN included) answers ±Inf / NaN with a warning, on the
+    // per-step path (instant) and on the stepped one (range).
+    for (q, shown) in [("2", "2"), ("-1", "-1"), ("NaN", "NaN")] {
+        let query = format!("quantile_over_time({q}, queue_depth[1m])");
+        let warning =
+            format!("PromQL warning: quantile value should be between 0 and 1, got {shown}");
+        let instant = e.instant(&tenant, &query, 120_000).await.unwrap();
+        assert_eq!(instant.warnings, std::slice::from_ref(&warning), "{query}");
+        let range = e
+            .range(&tenant, &query, 60_000, 120_000, 15_000)
+            .await
+            .unwrap();
+        assert_eq!(range.warnings, [warning], "{query} over a range: once");
+    }
+    let result = e
+        .instant(&tenant, "quantile_over_time(0.5, queue_depth[1m])", 120_000)
+        .await
+        .unwrap();
+    assert!(result.warnings.is_empty(), "{:?}", result.warnings);
+    let result = e
+        .instant(&tenant, "histogram_quantile(NaN, latency_bucket)", 120_000)
+        .await
+        .unwrap();
+    assert!(
+        result
+            .warnings
+            .contains(&"PromQL warning: quantile value should be between 0 and 1, got NaN".into()),
+        "{:?}",
+        result.warnings
+    );
 }
