@@ -9,9 +9,10 @@
 //! [`EXPERIMENTAL`] exercise features Prometheus keeps behind feature flags; they are
 //! held to their baseline only.
 //!
-//! Annotation expectations (`expect warn|info|no_warn|no_info`, `eval_warn|info`) are
-//! checked and counted per file but not yet enforced; `expect fail` (with
-//! `msg:`/`regex:`), `expect ordered`, `expect string` and `expect range vector` are.
+//! An eval passes when its value and its annotations are as expected: `expect fail`
+//! (with `msg:`/`regex:`), `expect ordered`, `expect string`, `expect range vector`,
+//! and `expect warn|info|no_warn|no_info` (with `msg:`, the exact text, position
+//! included) or `eval_warn|info`.
 #![allow(clippy::print_stderr)]
 
 #[path = "promqltest/runner.rs"]
@@ -108,14 +109,13 @@ async fn promqltest_scripts() {
             ""
         };
         eprintln!(
-            "promqltest {name}: {}/{} passed, {} failing on native histograms, {} other failures, \
-             annotations as expected in {}/{} passing annotated evals{note}",
+            "promqltest {name}: {}/{} passed ({} with annotations), {} failing on native \
+             histograms, {} other failures{note}",
             result.passed,
             result.total,
+            result.annotated,
             result.native_histogram,
             result.failures.len(),
-            result.annotations_match,
-            result.annotated
         );
         results.insert(name, result);
     }

@@ -117,13 +117,18 @@ pub(crate) fn aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> Result
             if ratio.is_nan() {
                 return Err(Error::Execution("Ratio value is NaN".into()));
             }
-            if !(-1.0..=1.0).contains(&ratio) {
-                ev.warnings.push(format!(
-                    "PromQL warning: ratio value should be between -1 and 1, got {ratio}, capping to {}",
-                    ratio.clamp(-1.0, 1.0)
-                ));
-                ratio = ratio.clamp(-1.0, 1.0);
+            if !(-1.0..=1.0).contains(&ratio)
+                && let Some(param) = &a.param
+            {
+                ev.add_warning(
+                    &**param,
+                    format!(
+                        "PromQL warning: ratio value should be between -1 and 1, got {ratio}, capping to {}",
+                        ratio.clamp(-1.0, 1.0)
+                    ),
+                );
             }
+            ratio = ratio.clamp(-1.0, 1.0);
             for key in &order {
                 for s in groups.remove(key).unwrap_or_default() {
                     let offset = label_hash_ratio(&s.labels);
@@ -247,10 +252,12 @@ pub(crate) fn aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> Result
     if op == T_QUANTILE
         && let Some(q) = param_num
         && !(0.0..=1.0).contains(&q)
+        && let Some(param) = &a.param
     {
-        ev.warnings.push(format!(
-            "PromQL warning: quantile value should be between 0 and 1, got {q}"
-        ));
+        ev.add_warning(
+            &**param,
+            format!("PromQL warning: quantile value should be between 0 and 1, got {q}"),
+        );
     }
     Ok(Val::Vector(out))
 }

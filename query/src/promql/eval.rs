@@ -17,6 +17,7 @@ use proto::TenantId;
 use storage::Storage;
 use storage::series::{MatchOp, Matcher};
 
+use super::positions::Node;
 use super::value::{Lbls, Matrix, NAME, Sample, Series, Val, drop_name, fmt_labels, get, is_stale};
 use crate::{Error, Result};
 
@@ -60,6 +61,8 @@ pub(crate) struct Evaluator {
     budget_used: u64,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// Where the query's nodes start, for the annotations that name one.
+    pub(crate) positions: super::positions::Positions,
     /// The steps of a range query whose stepped nodes were computed.
     pub(crate) steps: Option<super::stepped::Steps>,
     /// Results of the stepped nodes of a range query, by node address.
@@ -164,15 +167,19 @@ struct Window<'a> {
 }
 
 impl Evaluator {
-    /// Adds an annotation to the response's `warnings`, once.
-    pub(crate) fn add_warning(&mut self, text: String) {
+    /// Adds an annotation about node `at` to the response's `warnings`, once; the
+    /// node's position in the query ends the text, as in Prometheus' annotations.
+    pub(crate) fn add_warning(&mut self, at: &impl Node, mut text: String) {
+        text.push_str(&self.positions.suffix(at));
         if !self.warnings.contains(&text) {
             self.warnings.push(text);
         }
     }
 
-    /// Adds an annotation to the response's `infos`, once.
-    pub(crate) fn add_info(&mut self, text: String) {
+    /// Adds an annotation about node `at` to the response's `infos`, once, with the
+    /// node's position.
+    pub(crate) fn add_info(&mut self, at: &impl Node, mut text: String) {
+        text.push_str(&self.positions.suffix(at));
         if !self.infos.contains(&text) {
             self.infos.push(text);
         }
@@ -199,6 +206,7 @@ impl Evaluator {
             budget_used: 0,
             warnings: Vec::new(),
             infos: Vec::new(),
+            positions: super::positions::Positions::default(),
             steps: None,
             stepped_nodes: HashMap::new(),
         }

@@ -93,6 +93,18 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         let v = ev.eval_vector(arg(c, 0)?, t)?;
         return Ok(map_vector(v, f));
     }
+    if ev.query_step > 0
+        && matches!(
+            name,
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+        )
+    {
+        // A range query's series come out ordered by labels whatever sorted them.
+        ev.add_warning(
+            c,
+            "PromQL warning: sort is ineffective for range queries since results are always ordered by labels".into(),
+        );
+    }
     match name {
         "time" => Ok(Val::Scalar(t as f64 / 1000.0)),
         "step" => Ok(Val::Scalar(ev.query_step as f64 / 1000.0)),
@@ -300,32 +312,40 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             }]))
         }
         "histogram_quantile" => {
-            let q = ev.eval_scalar(arg(c, 0)?, t)?;
-            let v = ev.eval_vector(arg(c, 1)?, t)?;
+            let q_arg = arg(c, 0)?;
+            let q = ev.eval_scalar(q_arg, t)?;
+            let buckets = arg(c, 1)?;
+            let v = ev.eval_vector(buckets, t)?;
             // Prometheus 3 warns on NaN too (it answers NaN for every series).
             if !(0.0..=1.0).contains(&q) {
-                ev.add_warning(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {q}"
-                ));
+                ev.add_warning(q_arg, invalid_quantile(q));
             }
-            Ok(Val::Vector(classic_histogram(ev, v, t, |b, forced| {
-                bucket_quantile(q, b, forced)
-            })))
+            Ok(Val::Vector(classic_histogram(
+                ev,
+                buckets,
+                v,
+                t,
+                |b, forced| bucket_quantile(q, b, forced),
+            )))
         }
         "histogram_quantiles" => {
-            let v = ev.eval_vector(arg(c, 0)?, t)?;
+            let buckets = arg(c, 0)?;
+            let v = ev.eval_vector(buckets, t)?;
             let label = string_arg(ev, c, 1, t)?;
             let mut out = Vec::new();
             for a in c.args.args.iter().skip(2) {
                 let q = ev.eval_scalar(a, t)?;
+                if !(0.0..=1.0).contains(&q) {
+                    ev.add_warning(&**a, invalid_quantile(q));
+                }
                 let text = if q.is_finite() && q.fract() == 0.0 {
                     format!("{q:.1}")
                 } else {
                     super::value::format_float(q)
                 };
-                for mut s in
-                    classic_histogram(ev, v.clone(), t, |b, forced| bucket_quantile(q, b, forced))
-                {
+                for mut s in classic_histogram(ev, buckets, v.clone(), t, |b, forced| {
+                    bucket_quantile(q, b, forced)
+                }) {
                     set(&mut s.labels, &label, &text);
                     out.push(s);
                 }
@@ -335,8 +355,9 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         "histogram_fraction" => {
             let lower = ev.eval_scalar(arg(c, 0)?, t)?;
             let upper = ev.eval_scalar(arg(c, 1)?, t)?;
-            let v = ev.eval_vector(arg(c, 2)?, t)?;
-            Ok(Val::Vector(classic_histogram(ev, v, t, |b, _| {
+            let buckets = arg(c, 2)?;
+            let v = ev.eval_vector(buckets, t)?;
+            Ok(Val::Vector(classic_histogram(ev, buckets, v, t, |b, _| {
                 bucket_fraction(lower, upper, b)
             })))
         }
@@ -350,12 +371,16 @@ pub(crate) fn call(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
     }
 }
 
+/// The warning on a quantile outside [0, 1] (NaN included).
+pub(crate) fn invalid_quantile(q: f64) -> String {
+    format!("PromQL warning: quantile value should be between 0 and 1, got {q}")
+}
+
 /// The warning of `quantile_over_time` with a quantile outside [0, 1] (NaN included),
 /// whose answer is then -Inf, +Inf or NaN, as Prometheus 3 gives it.
 pub(crate) fn quantile_warning(name: &str, scalars: &[f64]) -> Option<String> {
     let q = *scalars.first()?;
-    (name == "quantile_over_time" && !(0.0..=1.0).contains(&q))
-        .then(|| format!("PromQL warning: quantile value should be between 0 and 1, got {q}"))
+    (name == "quantile_over_time" && !(0.0..=1.0).contains(&q)).then(|| invalid_quantile(q))
 }
 
 fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
@@ -368,9 +393,10 @@ fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
         }
     }
     if let Some(warning) = quantile_warning(name, &scalars) {
-        ev.add_warning(warning);
+        ev.add_warning(arg(c, 0)?, warning);
     }
-    let m = ev.eval_matrix(arg(c, matrix_arg)?, t)?;
+    let matrix = arg(c, matrix_arg)?;
+    let m = ev.eval_matrix(matrix, t)?;
     let keeps_name = matches!(name, "last_over_time" | "first_over_time");
     if matches!(name, "double_exponential_smoothing" | "holt_winters") {
         let (sf, tf) = (
@@ -394,7 +420,7 @@ fn range_function(ev: &mut Evaluator, c: &Call, t: i64) -> Result<Val> {
             continue;
         };
         if let Some(info) = non_counter_info(name, &s.labels) {
-            ev.add_info(info);
+            ev.add_info(matrix, info);
         }
         out.push(Sample {
             labels: s.labels.clone(),
@@ -742,9 +768,11 @@ fn absent_labels(expr: &Expr) -> Lbls {
     out
 }
 
-/// Groups classic `le` buckets by their other labels and reduces each group with `f`.
+/// Groups classic `le` buckets (`v`, the value of expression `at`) by their other
+/// labels and reduces each group with `f`.
 fn classic_histogram(
     ev: &mut Evaluator,
+    at: &Expr,
     v: Vec<Sample>,
     t: i64,
     f: impl Fn(&mut Vec<(f64, f64)>, &mut bool) -> f64,
@@ -754,11 +782,14 @@ fn classic_histogram(
     for s in v {
         let le = get(&s.labels, "le");
         let Some(bound) = parse_go_float(le) else {
-            ev.add_warning(format!(
-                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {} for metric name {}",
-                go_quote(le),
-                go_quote(get(&s.labels, NAME))
-            ));
+            ev.add_warning(
+                at,
+                format!(
+                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {} for metric name {}",
+                    go_quote(le),
+                    go_quote(get(&s.labels, NAME))
+                ),
+            );
             continue;
         };
         let mut key = s.labels.clone();
@@ -780,6 +811,7 @@ fn classic_histogram(
             // Prometheus names the bucket group, which has lost `__name__` by then
             // (without its delayed-name-removal flag), so the name is always "".
             ev.add_info(
+                at,
                 "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (and may give inaccurate results) for metric name \"\"".to_string(),
             );
         }

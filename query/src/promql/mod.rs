@@ -20,6 +20,7 @@ mod aggregate;
 mod eval;
 mod functions;
 mod go_strings;
+mod positions;
 mod stepped;
 mod value;
 
@@ -189,8 +190,8 @@ impl Engine {
             .name("promql-eval".into())
             .stack_size(EVAL_STACK_BYTES)
             .spawn(move || {
-                let expr = match parse(&query) {
-                    Ok(expr) => expr,
+                let (expr, parsed) = match parse(&query) {
+                    Ok(parsed) => parsed,
                     Err(e) => {
                         let _ = needs_tx.send(Err(e));
                         return;
@@ -201,6 +202,7 @@ impl Engine {
                 if window.range {
                     ev.query_step = window.step;
                 }
+                ev.positions = positions::Positions::of(&parsed, &expr);
                 let _ = needs_tx.send(ev.needs(&expr));
                 let result = match data_rx.blocking_recv() {
                     Ok(Ok((data, samples))) => ev
@@ -333,8 +335,9 @@ fn binary_operators(query: &str) -> usize {
     count
 }
 
-/// Parses a query; parse errors are bad requests.
-fn parse(query: &str) -> Result<Expr> {
+/// Parses a query; parse errors are bad requests. Returns the text the parser read too
+/// (Go-style byte escapes in strings re-encoded), which node positions refer to.
+fn parse(query: &str) -> Result<(Expr, String)> {
     let query = go_strings::encode_byte_escapes(query);
     let expr = promql_parser::parser::parse(&query).map_err(Error::BadRequest)?;
     if !depth_ok(&expr, 0) {
@@ -342,7 +345,7 @@ fn parse(query: &str) -> Result<Expr> {
             "query is nested too deeply (more than {MAX_DEPTH} levels)"
         )));
     }
-    Ok(expr)
+    Ok((expr, query.into_owned()))
 }
 
 fn depth_ok(expr: &Expr, depth: usize) -> bool {

@@ -379,13 +379,18 @@ impl Evaluator {
             Expr::VectorSelector(vs) => self.stepped_selector(vs, steps)?,
             Expr::Call(c) => match range_call(c) {
                 Some((ms, scalars)) => {
-                    if let Some(warning) = quantile_warning(c.func.name, &scalars) {
-                        self.add_warning(warning);
+                    if let Some(warning) = quantile_warning(c.func.name, &scalars)
+                        && let Some(q) = c.args.args.first()
+                    {
+                        self.add_warning(&**q, warning);
                     }
                     let out = self.stepped_range_function(c, ms, &scalars, steps)?;
+                    let matrix = range_function(c.func.name).and_then(|i| c.args.args.get(i));
                     for s in &out.series {
-                        if let Some(info) = non_counter_info(c.func.name, &s.labels) {
-                            self.add_info(info);
+                        if let Some(info) = non_counter_info(c.func.name, &s.labels)
+                            && let Some(matrix) = matrix
+                        {
+                            self.add_info(&**matrix, info);
                         }
                     }
                     out

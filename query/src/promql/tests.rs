@@ -467,10 +467,15 @@ async fn annotations_name_what_prometheus_names() {
     ])
     .await;
     let tenant = TenantId::default();
+    // Each annotation ends with where the node it is about starts: line and column.
     let non_counter = "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"queue_depth\"";
-    for query in ["rate(queue_depth[1m])", "increase(queue_depth[1m])"] {
+    for (query, at) in [
+        ("rate(queue_depth[1m])", "(1:6)"),
+        ("increase(queue_depth[1m])", "(1:10)"),
+    ] {
+        let non_counter = format!("{non_counter} {at}");
         let instant = e.instant(&tenant, query, 120_000).await.unwrap();
-        assert_eq!(instant.infos, [non_counter], "{query}");
+        assert_eq!(instant.infos, std::slice::from_ref(&non_counter), "{query}");
         let range = e
             .range(&tenant, query, 60_000, 120_000, 15_000)
             .await
@@ -489,13 +494,13 @@ async fn annotations_name_what_prometheus_names() {
     assert_eq!(
         result.warnings,
         [
-            "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"fast\" for metric name \"latency_bucket\""
+            "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"fast\" for metric name \"latency_bucket\" (1:25)"
         ]
     );
     assert_eq!(
         result.infos,
         [
-            "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (and may give inaccurate results) for metric name \"\""
+            "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (and may give inaccurate results) for metric name \"\" (1:25)"
         ]
     );
     // A quantile outside [0, 1] (NaN included) answers ±Inf / NaN with a warning, on the
@@ -503,7 +508,7 @@ async fn annotations_name_what_prometheus_names() {
     for (q, shown) in [("2", "2"), ("-1", "-1"), ("NaN", "NaN")] {
         let query = format!("quantile_over_time({q}, queue_depth[1m])");
         let warning =
-            format!("PromQL warning: quantile value should be between 0 and 1, got {shown}");
+            format!("PromQL warning: quantile value should be between 0 and 1, got {shown} (1:20)");
         let instant = e.instant(&tenant, &query, 120_000).await.unwrap();
         assert_eq!(instant.warnings, std::slice::from_ref(&warning), "{query}");
         let range = e
@@ -522,10 +527,49 @@ async fn annotations_name_what_prometheus_names() {
         .await
         .unwrap();
     assert!(
-        result
-            .warnings
-            .contains(&"PromQL warning: quantile value should be between 0 and 1, got NaN".into()),
+        result.warnings.contains(
+            &"PromQL warning: quantile value should be between 0 and 1, got NaN (1:20)".into()
+        ),
         "{:?}",
         result.warnings
     );
+    // The aggregation's quantile is named at its parameter, on a later line here.
+    let result = e
+        .instant(&tenant, "sum(\n  quantile(1.5, queue_depth)\n)", 120_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        result.warnings,
+        ["PromQL warning: quantile value should be between 0 and 1, got 1.5 (2:12)"]
+    );
+    // Sorting does nothing to a range query's answer, which says so; an instant one
+    // sorts without a word.
+    let sorted = "PromQL warning: sort is ineffective for range queries since results are always ordered by labels";
+    for query in [
+        "sort(queue_depth)",
+        "sort_by_label_desc(queue_depth, \"x\")",
+    ] {
+        let range = e
+            .range(&tenant, query, 60_000, 120_000, 15_000)
+            .await
+            .unwrap();
+        assert_eq!(range.warnings, [format!("{sorted} (1:1)")], "{query}");
+        let instant = e.instant(&tenant, query, 120_000).await.unwrap();
+        assert!(
+            instant.warnings.is_empty(),
+            "{query}: {:?}",
+            instant.warnings
+        );
+    }
+    let range = e
+        .range(
+            &tenant,
+            "max(sort_desc(queue_depth))",
+            60_000,
+            120_000,
+            15_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(range.warnings, [format!("{sorted} (1:5)")]);
 }
