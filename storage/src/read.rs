@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{
     Array, BooleanArray, FixedSizeBinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -454,18 +455,30 @@ impl Storage {
             )
             .await?;
             if let Some(plan) = plan {
-                let complete = segment::read_planned_samples(
-                    &self.store,
-                    &segment,
-                    plan,
-                    start_ms,
-                    end_ms,
-                    |id, ts, values| match collector.slot(id) {
-                        Some(slot) => collector.extend(slot, ts, values),
-                        None => true,
-                    },
-                )
-                .await?;
+                let parts = read_parallelism();
+                let complete = if parts > 1 && plan.rows() >= PARALLEL_READ_ROWS {
+                    self.read_plan_in_parts(
+                        &segment,
+                        plan.split(parts),
+                        start_ms,
+                        end_ms,
+                        &mut collector,
+                    )
+                    .await?
+                } else {
+                    segment::read_planned_samples(
+                        &self.store,
+                        &segment,
+                        plan,
+                        start_ms,
+                        end_ms,
+                        |id, ts, values| match collector.slot(id) {
+                            Some(slot) => collector.extend(slot, ts, values),
+                            None => true,
+                        },
+                    )
+                    .await?
+                };
                 if !complete {
                     return Ok(None);
                 }
@@ -1137,6 +1150,111 @@ pub struct SeriesSamples {
 }
 
 /// Gathers samples per series, in arrival order, for [`Storage::scan_series_samples`].
+/// Selected rows from which a planned samples read is split across the cores.
+const PARALLEL_READ_ROWS: usize = 64 * 1024;
+
+/// How many parts a large samples read is split into: the cores, up to 8.
+fn read_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Tasks aborted when their owner is dropped (a query given up midway).
+struct AbortOnDrop<T>(Vec<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The samples one part of a split read decoded, in file order.
+#[derive(Default)]
+struct DecodedPart {
+    /// `(series id, samples)` of each run.
+    runs: Vec<(u64, usize)>,
+    ts: Vec<i64>,
+    values: Vec<f64>,
+}
+
+impl Storage {
+    /// Reads the parts of a split plan at once, one task each, and hands their samples
+    /// to `collector` in file order. All parts together hold no more samples than the
+    /// collector may still take (plus one batch each): past that, every part stops and
+    /// the read answers false, as the collector would.
+    async fn read_plan_in_parts(
+        &self,
+        segment: &SegmentMeta,
+        parts: Vec<segment::SamplePlan>,
+        start_ms: i64,
+        end_ms: i64,
+        collector: &mut SampleCollector,
+    ) -> Result<bool> {
+        let budget = Arc::new(AtomicU64::new(collector.remaining()));
+        let mut tasks = AbortOnDrop(Vec::with_capacity(parts.len()));
+        tasks.0 = parts
+            .into_iter()
+            .map(|plan| {
+                let (store, segment, budget) =
+                    (self.store.clone(), segment.clone(), budget.clone());
+                tokio::spawn(async move {
+                    let mut part = DecodedPart::default();
+                    let complete = segment::read_planned_samples(
+                        &store,
+                        &segment,
+                        plan,
+                        start_ms,
+                        end_ms,
+                        |id, ts, values| {
+                            let n = ts.len() as u64;
+                            let left =
+                                budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                                    b.checked_sub(n)
+                                });
+                            if left.is_err() {
+                                return false;
+                            }
+                            part.runs.push((id, ts.len()));
+                            part.ts.extend_from_slice(ts);
+                            part.values.extend_from_slice(values);
+                            true
+                        },
+                    )
+                    .await?;
+                    Ok::<_, Error>(complete.then_some(part))
+                })
+            })
+            .collect();
+        let mut complete = true;
+        // Parts are collected in file order while the later ones are still decoding.
+        for task in &mut tasks.0 {
+            let part = task
+                .await
+                .map_err(|e| Error::Task(format!("samples read: {e}")))??;
+            let Some(part) = part else {
+                complete = false;
+                continue;
+            };
+            if !complete {
+                continue;
+            }
+            let mut at = 0;
+            for (id, n) in part.runs {
+                let (ts, values) = (&part.ts[at..at + n], &part.values[at..at + n]);
+                at += n;
+                if let Some(slot) = collector.slot(id)
+                    && !collector.extend(slot, ts, values)
+                {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        Ok(complete)
+    }
+}
+
 struct SampleCollector {
     first: u64,
     /// Slot of each id in `first..` (`u32::MAX`: not wanted) when the ids are close
@@ -1221,6 +1339,11 @@ impl SampleCollector {
             .get(index)
             .filter(|slot| **slot != u32::MAX)
             .map(|slot| *slot as usize)
+    }
+
+    /// Samples the collector may still take.
+    fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.collected)
     }
 
     /// Appends a time-sorted run; false once past the limit.
@@ -1568,6 +1691,89 @@ mod sample_read_tests {
                 }
             }
         }
+    }
+
+    /// A plan split into parts read at once collects what one read of it collects, and
+    /// stops at the same limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn split_reads_equal_one_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (storage, _) = load(dir.path(), 11, 300).await;
+        let tenant = TenantId::default();
+        let series = storage.stats().series;
+        let segments = storage.segments_for(
+            &storage.snapshot().manifest,
+            &tenant,
+            Table::Samples,
+            i64::MIN,
+            i64::MAX,
+        );
+        let plan = |segment: &SegmentMeta, wanted: &[u64], start: i64, end: i64| {
+            let (storage, segment, wanted) = (storage.clone(), segment.clone(), wanted.to_vec());
+            async move {
+                segment::plan_sample_read(&storage.store, &segment, start, end, None, |id| {
+                    wanted.binary_search(&id).is_ok()
+                })
+                .await
+                .expect("plan")
+                .expect("segments have a run index")
+            }
+        };
+        let mut rng = SmallRng::seed_from_u64(12);
+        let mut split_groups = 0;
+        for _ in 0..40 {
+            let (ids, start, end) = random_query(&mut rng, series);
+            let mut wanted: Vec<u64> = ids.iter().map(|id| id.0).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            if wanted.is_empty() {
+                continue;
+            }
+            for segment in &segments {
+                let mut one = SampleCollector::new(&wanted, &[], u64::MAX);
+                let complete = segment::read_planned_samples(
+                    &storage.store,
+                    segment,
+                    plan(segment, &wanted, start, end).await,
+                    start,
+                    end,
+                    |id, ts, values| match one.slot(id) {
+                        Some(slot) => one.extend(slot, ts, values),
+                        None => true,
+                    },
+                )
+                .await
+                .expect("one read");
+                assert!(complete);
+                let total = one.collected;
+                let want = bits(&one.finish());
+                for parts in [2, 3, 7] {
+                    let split = plan(segment, &wanted, start, end).await.split(parts);
+                    split_groups += usize::from(split.len() > 1);
+                    let mut collector = SampleCollector::new(&wanted, &[], u64::MAX);
+                    let complete = storage
+                        .read_plan_in_parts(segment, split, start, end, &mut collector)
+                        .await
+                        .expect("split read");
+                    assert!(complete);
+                    assert_eq!(bits(&collector.finish()), want, "{parts} parts");
+                }
+                // Exactly the limit fits; one sample less does not.
+                for (limit, fits) in [(total, true), (total.saturating_sub(1), total == 0)] {
+                    let split = plan(segment, &wanted, start, end).await.split(3);
+                    let mut collector = SampleCollector::new(&wanted, &[], limit);
+                    let complete = storage
+                        .read_plan_in_parts(segment, split, start, end, &mut collector)
+                        .await
+                        .expect("split read");
+                    assert_eq!(complete, fits, "limit {limit} of {total}");
+                }
+            }
+        }
+        assert!(
+            split_groups > 20,
+            "reads split into several parts: {split_groups}"
+        );
     }
 
     /// A segment written before the run index (sorted by series and time, no footer

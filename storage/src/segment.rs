@@ -422,12 +422,50 @@ async fn read_inner(
 
 /// A planned read of some series' samples in a samples file with a run index: the row
 /// groups, the rows of the wanted series in them, and which series each piece is.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct SamplePlan {
-    groups: Vec<usize>,
-    selection: RowSelection,
+    groups: Vec<GroupPlan>,
+}
+
+/// The part of a [`SamplePlan`] in one row group.
+#[derive(Debug)]
+struct GroupPlan {
+    number: usize,
+    /// Rows selected and skipped, covering the whole group.
+    selectors: Vec<RowSelector>,
     /// `(series id, rows)` of each piece of selected rows, in file order.
     pieces: Vec<(u64, usize)>,
+    /// Rows selected.
+    rows: usize,
+}
+
+impl SamplePlan {
+    /// Rows the plan selects.
+    pub(crate) fn rows(&self) -> usize {
+        self.groups.iter().map(|g| g.rows).sum()
+    }
+
+    /// Splits the plan into at most `parts` plans of whole row groups, in file order, of
+    /// about as many selected rows each: reads that can run at once.
+    pub(crate) fn split(self, parts: usize) -> Vec<SamplePlan> {
+        let total = self.rows();
+        let parts = parts.clamp(1, self.groups.len().max(1));
+        let target = total.div_ceil(parts).max(1);
+        let mut out = Vec::with_capacity(parts);
+        let mut current = SamplePlan::default();
+        let mut rows = 0;
+        for group in self.groups {
+            rows += group.rows;
+            current.groups.push(group);
+            if rows >= target * (out.len() + 1) && out.len() + 1 < parts {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        if !current.groups.is_empty() {
+            out.push(current);
+        }
+        out
+    }
 }
 
 /// Parsed run indexes, by the footer they were parsed from. An entry is valid while
@@ -551,31 +589,37 @@ pub(crate) async fn plan_sample_read(
         }
     }
     let mut groups = Vec::new();
-    let mut selectors = Vec::new();
-    let mut pieces = Vec::new();
     for (&(number, start, end), group_pieces) in kept.iter().zip(&pieces_of) {
         if group_pieces.is_empty() {
             continue;
         }
+        let mut group = GroupPlan {
+            number,
+            selectors: Vec::new(),
+            pieces: Vec::with_capacity(group_pieces.len()),
+            rows: 0,
+        };
         let mut cursor = start;
         for &(from, to, id) in group_pieces {
             if from > cursor {
-                selectors.push(RowSelector::skip((from - cursor) as usize));
+                group
+                    .selectors
+                    .push(RowSelector::skip((from - cursor) as usize));
             }
-            selectors.push(RowSelector::select((to - from) as usize));
-            pieces.push((id, (to - from) as usize));
+            let rows = (to - from) as usize;
+            group.selectors.push(RowSelector::select(rows));
+            group.pieces.push((id, rows));
+            group.rows += rows;
             cursor = to;
         }
         if end > cursor {
-            selectors.push(RowSelector::skip((end - cursor) as usize));
+            group
+                .selectors
+                .push(RowSelector::skip((end - cursor) as usize));
         }
-        groups.push(number);
+        groups.push(group);
     }
-    Ok(Some(SamplePlan {
-        groups,
-        selection: RowSelection::from(selectors),
-        pieces,
-    }))
+    Ok(Some(SamplePlan { groups }))
 }
 
 /// Reads a planned selection (time, not series id: the plan knows the series) and hands
@@ -589,8 +633,15 @@ pub(crate) async fn read_planned_samples(
     end_ms: i64,
     mut sink: impl FnMut(u64, &[i64], &[f64]) -> bool,
 ) -> Result<bool> {
-    if plan.pieces.is_empty() {
+    if plan.groups.is_empty() {
         return Ok(true);
+    }
+    let numbers: Vec<usize> = plan.groups.iter().map(|g| g.number).collect();
+    let mut selectors = Vec::new();
+    let mut all_pieces = Vec::new();
+    for group in plan.groups {
+        selectors.extend(group.selectors);
+        all_pieces.extend(group.pieces);
     }
     let context = || format!("reading segment {}", segment.path);
     let corrupt = |reason: &str| Error::Corrupt {
@@ -603,13 +654,13 @@ pub(crate) async fn read_planned_samples(
         SegmentReader::new(store, segment),
         metadata,
     )
-    .with_row_groups(plan.groups)
-    .with_row_selection(plan.selection)
+    .with_row_groups(numbers)
+    .with_row_selection(RowSelection::from(selectors))
     .with_projection(mask)
     .with_batch_size(SAMPLE_READ_BATCH)
     .build()
     .map_err(|e| Error::parquet(context(), e))?;
-    let mut pieces = plan.pieces.iter();
+    let mut pieces = all_pieces.iter();
     let mut current = pieces.next().copied();
     let mut values = Vec::new();
     while let Some(batch) = stream
