@@ -28,7 +28,7 @@ pub struct Config {
     pub memory_limit: ByteSize,
     /// Flush memtables at least this often, so the WAL stays short and restarts stay fast.
     pub flush_interval: HumanDuration,
-    /// Rows per Parquet row group.
+    /// Rows per Parquet row group (samples segments, four narrow columns, take 4×).
     pub row_group_rows: usize,
     /// zstd level of freshly flushed segments.
     pub zstd_level_flush: i32,

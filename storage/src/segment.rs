@@ -38,6 +38,11 @@ use crate::sample_codec::{RUNS_KEY, SAMPLES_FILE_SCHEMA, SampleRuns, SampleWindo
 use crate::store::SegmentStore;
 use crate::{Error, Result};
 
+/// Sample rows are four narrow columns: their row groups hold this many times the
+/// configured rows. Every column chunk a read opens costs a codec (a zstd context pair)
+/// and its page headers, and a narrow read opens every row group its series reach.
+const SAMPLE_GROUP_FACTOR: usize = 4;
+
 /// Writer settings for one table.
 pub(crate) fn writer_properties(
     table: Table,
@@ -66,6 +71,7 @@ pub(crate) fn writer_properties(
         .set_max_row_group_row_count(Some(row_group_rows));
     builder = match table {
         Table::Samples => builder
+            .set_max_row_group_row_count(Some(row_group_rows.saturating_mul(SAMPLE_GROUP_FACTOR)))
             .set_dictionary_enabled(false)
             .set_column_encoding(column("series_id"), Encoding::DELTA_BINARY_PACKED)
             .set_column_encoding(column("ts_ms"), Encoding::DELTA_BINARY_PACKED)
