@@ -14,7 +14,9 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: the write path allocates many small
 /// strings per request (labels, attributes), and glibc malloc was ~30 % of the CPU of a
-/// remote_write load in a profile (BENCHMARKS.md).
+/// remote_write load in a profile (BENCHMARKS.md). Built without transparent huge pages
+/// (`no_thp`): memtables grow by fresh pages, and with huge pages asked for, the kernel
+/// zeroing 2 MiB pages was half the CPU of an OTLP span load (BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
