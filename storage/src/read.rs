@@ -1153,9 +1153,11 @@ pub struct SeriesSamples {
 /// Selected rows from which a planned samples read is split across the cores.
 const PARALLEL_READ_ROWS: usize = 64 * 1024;
 
-/// How many parts a large samples read is split into: the cores, up to 8.
+/// How many parts a large samples read is split into: the cores, up to 8 (looked up
+/// once: on Linux the lookup reads the cgroup's CPU quota files).
 fn read_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    static PARTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PARTS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
 }
 
 /// Tasks aborted when their owner is dropped (a query given up midway).
