@@ -1619,6 +1619,17 @@ mod sample_read_tests {
         }
     }
 
+    /// Every samples segment of a tenant.
+    fn samples_segments(storage: &Storage, tenant: &TenantId) -> Vec<SegmentMeta> {
+        storage.segments_for(
+            &storage.snapshot().manifest,
+            tenant,
+            Table::Samples,
+            i64::MIN,
+            i64::MAX,
+        )
+    }
+
     /// Per segment: the rows the plan reads are exactly those of the full decode that
     /// belong to the wanted series and the time range, in the same order.
     #[tokio::test]
@@ -1627,13 +1638,7 @@ mod sample_read_tests {
         let (storage, _) = load(dir.path(), 7, 300).await;
         let tenant = TenantId::default();
         let series = storage.stats().series;
-        let segments = storage.segments_for(
-            &storage.snapshot().manifest,
-            &tenant,
-            Table::Samples,
-            i64::MIN,
-            i64::MAX,
-        );
+        let segments = samples_segments(&storage, &tenant);
         assert_eq!(segments.len(), 2);
         let mut rng = SmallRng::seed_from_u64(9);
         for _ in 0..60 {
@@ -1703,13 +1708,7 @@ mod sample_read_tests {
         let (storage, _) = load(dir.path(), 11, 300).await;
         let tenant = TenantId::default();
         let series = storage.stats().series;
-        let segments = storage.segments_for(
-            &storage.snapshot().manifest,
-            &tenant,
-            Table::Samples,
-            i64::MIN,
-            i64::MAX,
-        );
+        let segments = samples_segments(&storage, &tenant);
         let plan = |segment: &SegmentMeta, wanted: &[u64], start: i64, end: i64| {
             let (storage, segment, wanted) = (storage.clone(), segment.clone(), wanted.to_vec());
             async move {

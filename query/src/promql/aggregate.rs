@@ -254,10 +254,7 @@ pub(crate) fn aggregate(ev: &mut Evaluator, a: &AggregateExpr, t: i64) -> Result
         && !(0.0..=1.0).contains(&q)
         && let Some(param) = &a.param
     {
-        ev.add_warning(
-            &**param,
-            format!("PromQL warning: quantile value should be between 0 and 1, got {q}"),
-        );
+        ev.add_warning(&**param, super::functions::invalid_quantile(q));
     }
     Ok(Val::Vector(out))
 }
