@@ -27,7 +27,9 @@ const POW10: [f64; MAX_SCALE + 1] = [
 /// Mantissas beyond 2^53 are not exact in f64.
 const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
 
-/// The Parquet schema of samples files.
+/// The Parquet schema of samples files written before delta coding: absolute times and
+/// mantissas. Still read; only tests write it.
+#[cfg(test)]
 pub(crate) static SAMPLES_FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("series_id", DataType::UInt64, false),
@@ -67,7 +69,273 @@ fn corrupt(reason: &str) -> Error {
     }
 }
 
-/// Converts a [`SAMPLES_SCHEMA`] batch to the file layout.
+/// Name of the time column of delta-coded samples files: how a reader tells the two
+/// layouts apart.
+pub(crate) const TS_DELTA_COLUMN: &str = "ts_delta_ms";
+
+/// The Parquet schema of delta-coded samples files (the layout written today).
+///
+/// Rows are cut into stretches: a stretch is the rows of one run (one series in one
+/// time window) inside one row group. In a stretch, `ts_delta_ms` holds the first
+/// row's time and then each row's distance from the previous one; `mantissa_delta`
+/// holds the zigzag-coded difference from the previous decimal row of the stretch (the
+/// first: from zero); `scale` is one scale for every decimal row of the stretch (the
+/// largest its values need), so consecutive mantissas are comparable. A regular scrape
+/// interval becomes one repeated delta, and a counter's mantissas become its small
+/// increments: both compress to a fraction of their absolute form. A reader starts
+/// decoding at a stretch start: a run start or a row-group start. There is no series
+/// column: the run index in the footer says whose each run is.
+pub(crate) static DELTA_FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(TS_DELTA_COLUMN, DataType::Int64, false),
+        Field::new("mantissa_delta", DataType::Int64, true),
+        Field::new("scale", DataType::Int8, true),
+        Field::new("value", DataType::Float64, true),
+    ]))
+});
+
+/// Whether a samples file is delta-coded (its first column is the time deltas).
+pub(crate) fn is_delta_coded(schema: &Schema) -> bool {
+    schema
+        .fields()
+        .first()
+        .is_some_and(|f| f.name() == TS_DELTA_COLUMN)
+}
+
+fn zigzag(value: i64) -> i64 {
+    (value << 1) ^ (value >> 63)
+}
+
+fn unzigzag(value: i64) -> i64 {
+    ((value as u64 >> 1) as i64) ^ -(value & 1)
+}
+
+/// Encodes rows (`ts`, `values` of equal length) cut into stretches of the given
+/// lengths (summing to the row count) in the [`DELTA_FILE_SCHEMA`] layout.
+pub(crate) fn to_delta_file(
+    ts: &[i64],
+    values: &[f64],
+    stretches: impl IntoIterator<Item = usize>,
+) -> Result<RecordBatch> {
+    let rows = ts.len();
+    if values.len() != rows {
+        return Err(corrupt("columns of different lengths"));
+    }
+    let mut ts_deltas = Vec::with_capacity(rows);
+    let mut mantissas = Vec::with_capacity(rows);
+    let mut scales = Vec::with_capacity(rows);
+    let mut floats = Vec::with_capacity(rows);
+    let mut decimals: Vec<Option<(i64, i8)>> = Vec::new();
+    let mut start = 0;
+    for len in stretches {
+        let end = start + len;
+        let (Some(times), Some(points)) = (ts.get(start..end), values.get(start..end)) else {
+            return Err(corrupt("stretches longer than the rows"));
+        };
+        decimals.clear();
+        decimals.extend(points.iter().map(|v| to_decimal(*v)));
+        let scale = decimals
+            .iter()
+            .flatten()
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(0);
+        let mut previous_ts = 0i64;
+        let mut previous_mantissa = 0i64;
+        for ((time, point), decimal) in times.iter().zip(points).zip(&decimals) {
+            ts_deltas.push(time.wrapping_sub(previous_ts));
+            previous_ts = *time;
+            // The decimal path at the stretch's scale, when the value survives it exactly.
+            let rescaled = decimal.and_then(|(mantissa, own)| {
+                let factor = POW10[(scale - own) as usize];
+                let wide = mantissa as f64 * factor;
+                (wide.abs() < MAX_MANTISSA).then_some(())?;
+                let mantissa = mantissa.checked_mul(factor as i64)?;
+                (decode(mantissa, scale).to_bits() == point.to_bits()).then_some(mantissa)
+            });
+            match rescaled {
+                Some(mantissa) => {
+                    mantissas.push(Some(zigzag(mantissa.wrapping_sub(previous_mantissa))));
+                    previous_mantissa = mantissa;
+                    scales.push(Some(scale));
+                    floats.push(None);
+                }
+                None => {
+                    mantissas.push(None);
+                    scales.push(None);
+                    floats.push(Some(*point));
+                }
+            }
+        }
+        start = end;
+    }
+    if start != rows {
+        return Err(corrupt("stretches shorter than the rows"));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ts_deltas)),
+        Arc::new(Int64Array::from(mantissas)),
+        Arc::new(Int8Array::from(scales)),
+        Arc::new(Float64Array::from(floats)),
+    ];
+    RecordBatch::try_new(DELTA_FILE_SCHEMA.clone(), columns)
+        .map_err(|e| Error::arrow("encoding samples", e))
+}
+
+/// Where delta decoding stands inside a stretch: the previous row's time and the
+/// previous decimal row's mantissa.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct DeltaState {
+    ts: i64,
+    mantissa: i64,
+}
+
+/// The columns of a delta-coded batch: time deltas, mantissa deltas, scales, floats.
+pub(crate) struct DeltaColumns<'a> {
+    pub ts: &'a Int64Array,
+    pub mantissas: &'a Int64Array,
+    pub scales: &'a Int8Array,
+    pub floats: &'a Float64Array,
+}
+
+impl<'a> DeltaColumns<'a> {
+    /// The columns of a [`DELTA_FILE_SCHEMA`] batch.
+    pub(crate) fn of(batch: &'a RecordBatch) -> Result<Self> {
+        let column = |i: usize| batch.columns().get(i).map(|c| c.as_any());
+        match (
+            column(0).and_then(|c| c.downcast_ref::<Int64Array>()),
+            column(1).and_then(|c| c.downcast_ref::<Int64Array>()),
+            column(2).and_then(|c| c.downcast_ref::<Int8Array>()),
+            column(3).and_then(|c| c.downcast_ref::<Float64Array>()),
+        ) {
+            (Some(ts), Some(mantissas), Some(scales), Some(floats)) => Ok(DeltaColumns {
+                ts,
+                mantissas,
+                scales,
+                floats,
+            }),
+            _ => Err(corrupt("unexpected column types")),
+        }
+    }
+
+    /// Decodes rows `rows` (continuing from `state`, which the caller resets at a
+    /// stretch start) into times and values.
+    pub(crate) fn decode(
+        &self,
+        rows: std::ops::Range<usize>,
+        state: &mut DeltaState,
+        times: &mut Vec<i64>,
+        values: &mut Vec<f64>,
+    ) -> Result<()> {
+        if rows.end > self.ts.len() {
+            return Err(corrupt("rows beyond the batch"));
+        }
+        times.reserve(rows.len());
+        values.reserve(rows.len());
+        let deltas = self.ts.values();
+        for row in rows {
+            state.ts = state.ts.wrapping_add(deltas[row]);
+            times.push(state.ts);
+            let value = if self.mantissas.is_valid(row) && self.scales.is_valid(row) {
+                let scale = self.scales.value(row);
+                if !(0..=MAX_SCALE as i8).contains(&scale) {
+                    return Err(corrupt("scale out of range"));
+                }
+                state.mantissa = state
+                    .mantissa
+                    .wrapping_add(unzigzag(self.mantissas.value(row)));
+                decode(state.mantissa, scale)
+            } else if self.floats.is_valid(row) {
+                self.floats.value(row)
+            } else {
+                return Err(corrupt("sample without a value"));
+            };
+            values.push(value);
+        }
+        Ok(())
+    }
+}
+
+/// Decodes delta-coded batches read in order (whole row groups, no rows skipped) back to
+/// [`SAMPLES_SCHEMA`]; `stretches` are where each stretch starts (counted from the first
+/// row read, ascending, the first at 0) and whose series it is.
+pub(crate) fn from_delta_file(
+    batches: &[RecordBatch],
+    stretches: &[(u64, u64)],
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(batches.len());
+    let mut state = DeltaState::default();
+    let mut position = 0u64;
+    let mut next = stretches.iter().copied().peekable();
+    let mut series = None;
+    let (mut ids, mut times, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for batch in batches {
+        let columns = DeltaColumns::of(batch)?;
+        let rows = batch.num_rows();
+        let end = position + rows as u64;
+        ids.clear();
+        times.clear();
+        values.clear();
+        let mut row = 0usize;
+        while row < rows {
+            let at = position + row as u64;
+            if let Some((_, id)) = next.next_if(|(start, _)| *start <= at) {
+                if next.peek().is_some_and(|(start, _)| *start <= at) {
+                    return Err(corrupt("stretches out of order"));
+                }
+                state = DeltaState::default();
+                series = Some(id);
+            }
+            let id = series.ok_or_else(|| corrupt("rows before the first stretch"))?;
+            let until = next.peek().map_or(end, |(start, _)| (*start).min(end));
+            let until = (until - position) as usize;
+            columns.decode(row..until, &mut state, &mut times, &mut values)?;
+            ids.resize(until, id);
+            row = until;
+        }
+        position = end;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(std::mem::take(&mut ids))),
+            Arc::new(Int64Array::from(std::mem::take(&mut times))),
+            Arc::new(Float64Array::from(std::mem::take(&mut values))),
+        ];
+        out.push(
+            RecordBatch::try_new(SAMPLES_SCHEMA.clone(), columns)
+                .map_err(|e| Error::arrow("decoding samples", e))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Footer key of a delta-coded samples file's row-group time ranges (its time column's
+/// statistics are of deltas): `min:max` per row group, `;`-separated.
+pub(crate) const GROUP_TIMES_KEY: &str = "sightline.sample_group_times.v1";
+
+/// Encodes row-group time ranges as footer text.
+pub(crate) fn encode_group_times(ranges: &[(i64, i64)]) -> String {
+    let parts: Vec<String> = ranges.iter().map(|(lo, hi)| format!("{lo}:{hi}")).collect();
+    parts.join(";")
+}
+
+/// Decodes [`encode_group_times`] text of a file with `groups` row groups; `None` when
+/// malformed or of another length.
+pub(crate) fn decode_group_times(text: &str, groups: usize) -> Option<Vec<(i64, i64)>> {
+    if groups == 0 {
+        return text.is_empty().then(Vec::new);
+    }
+    let ranges = text
+        .split(';')
+        .map(|part| {
+            let (lo, hi) = part.split_once(':')?;
+            Some((lo.parse().ok()?, hi.parse().ok()?))
+        })
+        .collect::<Option<Vec<(i64, i64)>>>()?;
+    (ranges.len() == groups).then_some(ranges)
+}
+
+/// Converts a [`SAMPLES_SCHEMA`] batch to the absolute layout of files written before
+/// delta coding ([`SAMPLES_FILE_SCHEMA`]); tests write such files to check they still read.
+#[cfg(test)]
 pub(crate) fn to_file(batch: &RecordBatch) -> Result<RecordBatch> {
     let values = batch
         .column(2)
@@ -204,8 +472,8 @@ pub(crate) struct SampleWindows {
     pub max_ts: i64,
 }
 
-/// The columns of one window: series ids, times, values.
-pub(crate) type WindowColumns = (Vec<u64>, Vec<i64>, Vec<f64>);
+/// The columns of one window: times and values (whose rows they are is in `runs`).
+pub(crate) type WindowColumns = (Vec<i64>, Vec<f64>);
 
 impl SampleWindows {
     /// `series` are each in strictly increasing time order; `rank` orders series (their
@@ -243,21 +511,20 @@ impl SampleWindows {
         while self.next <= self.last {
             let bound = self.next.saturating_add(1).saturating_mul(self.width);
             self.next += 1;
-            let (mut ids, mut ts, mut values) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut ts, mut values) = (Vec::new(), Vec::new());
             for ((id, times, points), cursor) in self.series.iter().zip(self.cursors.iter_mut()) {
                 let from = *cursor;
                 let to = from + times[from..].partition_point(|t| *t < bound);
                 if to == from {
                     continue;
                 }
-                ids.extend(std::iter::repeat_n(*id, to - from));
                 ts.extend_from_slice(&times[from..to]);
                 values.extend_from_slice(&points[from..to]);
                 self.runs.push((*id, (to - from) as u64));
                 *cursor = to;
             }
             if !ts.is_empty() {
-                return Some((ids, ts, values));
+                return Some((ts, values));
             }
         }
         None
@@ -469,16 +736,11 @@ mod tests {
         );
         assert_eq!(
             windows.next_window(),
-            Some((
-                vec![1, 0, 0],
-                vec![minute, 0, 5 * minute],
-                vec![4.0, 1.0, 2.0]
-            ))
+            Some((vec![minute, 0, 5 * minute], vec![4.0, 1.0, 2.0]))
         );
         assert_eq!(
             windows.next_window(),
             Some((
-                vec![1, 0, 2],
                 vec![11 * minute, 12 * minute, 15 * minute],
                 vec![5.0, 3.0, 6.0]
             ))
@@ -528,5 +790,81 @@ mod tests {
             let want: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
             prop_assert_eq!(bits, want);
         }
+
+        /// Delta-coded stretches decode bit-exact, whether read from the first row on or
+        /// from any stretch start alone.
+        #[test]
+        fn delta_stretches_survive_bit_exact(
+            stretches in prop::collection::vec(
+                (1usize..40, prop_oneof![
+                    Just(0u8), Just(1u8), Just(2u8), Just(3u8)
+                ], any::<u64>()),
+                1..12,
+            ),
+        ) {
+            let (mut ids, mut ts, mut values, mut lens) = (vec![], vec![], vec![], vec![]);
+            for (at, (len, kind, seed)) in stretches.iter().enumerate() {
+                let mut state = *seed;
+                let mut next = || {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state >> 11
+                };
+                let mut counter = (next() % 1_000_000) as f64;
+                for i in 0..*len {
+                    ids.push(at as u64);
+                    ts.push(1_700_000_000_000 + (i as i64) * 15_000 + (next() % 3) as i64 - at as i64 * 7);
+                    values.push(match kind {
+                        0 => { counter += (next() % 100) as f64; counter }
+                        1 => (next() % 10_000_000_000) as f64 / 1e9,
+                        2 => f64::from_bits((next() << 11) | (next() % 2048)),
+                        _ => [f64::NAN, f64::INFINITY, -0.0, 0.1, 1e300, 12.5][(next() % 6) as usize],
+                    });
+                }
+                lens.push(*len);
+            }
+            let batch = to_delta_file(&ts, &values, lens.iter().copied()).unwrap();
+            let mut starts = vec![0u64];
+            for len in &lens {
+                starts.push(starts.last().unwrap() + *len as u64);
+            }
+            let stretches: Vec<(u64, u64)> = starts[..lens.len()]
+                .iter()
+                .enumerate()
+                .map(|(at, start)| (*start, at as u64))
+                .collect();
+            // Decoded whole, and in batches cut anywhere.
+            let cut = (starts[lens.len()] as usize / 3).max(1);
+            let pieces = vec![batch.slice(0, cut), batch.slice(cut, batch.num_rows() - cut)];
+            let whole = from_delta_file(&pieces, &stretches).unwrap();
+            let whole = arrow::compute::concat_batches(&SAMPLES_SCHEMA, &whole).unwrap();
+            let got_ids = whole.column(0).as_any().downcast_ref::<UInt64Array>().unwrap();
+            let got_ts = whole.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            let got = whole.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+            prop_assert_eq!(got_ids.values().to_vec(), ids.clone());
+            prop_assert_eq!(got_ts.values().to_vec(), ts.clone());
+            let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(got.values()), bits(&values));
+            // Each stretch alone, as a planned read starts it.
+            let columns = DeltaColumns::of(&batch).unwrap();
+            for window in starts.windows(2) {
+                let (from, to) = (window[0] as usize, window[1] as usize);
+                let (mut times, mut decoded) = (vec![], vec![]);
+                columns.decode(from..to, &mut DeltaState::default(), &mut times, &mut decoded).unwrap();
+                prop_assert_eq!(&times[..], &ts[from..to]);
+                prop_assert_eq!(bits(&decoded), bits(&values[from..to]));
+            }
+        }
+    }
+
+    #[test]
+    fn group_times_round_trip() {
+        let ranges = vec![(-5, 10), (i64::MIN, i64::MAX), (7, 7)];
+        assert_eq!(
+            decode_group_times(&encode_group_times(&ranges), 3),
+            Some(ranges.clone())
+        );
+        assert_eq!(decode_group_times(&encode_group_times(&ranges), 2), None);
+        assert_eq!(decode_group_times("1:x", 1), None);
+        assert_eq!(decode_group_times("", 0), Some(vec![]));
     }
 }

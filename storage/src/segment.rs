@@ -2,8 +2,8 @@
 //!
 //! Each table has its own writer settings, chosen for its reads (PERF-NOTES §3, §5, §6):
 //! samples are grouped by time window, then metric, then series, in time order (see
-//! `sample_codec`), with delta-coded ids and times, byte-stream-split values, small
-//! pages and a run index in the footer, so a read decodes about the rows it selects;
+//! `sample_codec`), times and decimal values delta-coded inside each run, small pages,
+//! and a run index in the footer, so a read decodes about the rows it selects;
 //! logs by (service, time) with small body pages; spans by (trace id, start) with a
 //! bloom filter on the trace id.
 
@@ -34,7 +34,10 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::schema::types::ColumnPath;
 
 use crate::manifest::{SegmentMeta, Table};
-use crate::sample_codec::{RUNS_KEY, SAMPLES_FILE_SCHEMA, SampleRuns, SampleWindows};
+use crate::sample_codec::{
+    DELTA_FILE_SCHEMA, DeltaColumns, DeltaState, GROUP_TIMES_KEY, RUNS_KEY, SampleRuns,
+    SampleWindows, TS_DELTA_COLUMN,
+};
 use crate::store::SegmentStore;
 use crate::{Error, Result};
 
@@ -73,9 +76,13 @@ pub(crate) fn writer_properties(
         Table::Samples => builder
             .set_max_row_group_row_count(Some(row_group_rows.saturating_mul(SAMPLE_GROUP_FACTOR)))
             .set_dictionary_enabled(false)
-            .set_column_encoding(column("series_id"), Encoding::DELTA_BINARY_PACKED)
-            .set_column_encoding(column("ts_ms"), Encoding::DELTA_BINARY_PACKED)
-            .set_column_encoding(column("mantissa"), Encoding::DELTA_BINARY_PACKED)
+            // Reads find rows through the run index and the footer's row-group times, so
+            // no column needs page statistics (a column index entry per page per column).
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            // Mostly one repeated scrape interval: zstd takes it to almost nothing.
+            .set_column_encoding(column(TS_DELTA_COLUMN), Encoding::PLAIN)
+            // Small zigzag deltas: their high bytes, split out, are runs of zeros.
+            .set_column_encoding(column("mantissa_delta"), Encoding::BYTE_STREAM_SPLIT)
             .set_column_encoding(column("scale"), Encoding::DELTA_BINARY_PACKED)
             .set_column_encoding(column("value"), Encoding::BYTE_STREAM_SPLIT)
             // Small pages: a read of a few series decodes little more than their rows
@@ -145,31 +152,95 @@ pub(crate) fn encode(
 /// Rows per data page of samples files.
 const SAMPLE_PAGE_ROWS: usize = 1024;
 
-/// Encodes a samples file window by window: each time window as its own row groups,
-/// the run index in the footer under [`RUNS_KEY`].
+/// Encodes a samples file window by window, in the delta-coded layout: each time window
+/// as its own row groups (cut here, so the stretches end where the groups do), the run
+/// index and the row groups' time ranges in the footer.
 pub(crate) fn encode_samples(
     mut windows: SampleWindows,
     properties: WriterProperties,
 ) -> Result<Vec<u8>> {
+    let group_rows = properties
+        .max_row_group_row_count()
+        .unwrap_or(usize::MAX)
+        .max(1);
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, SAMPLES_FILE_SCHEMA.clone(), Some(properties))
+    let mut writer = ArrowWriter::try_new(&mut out, DELTA_FILE_SCHEMA.clone(), Some(properties))
         .map_err(|e| Error::parquet("creating parquet writer", e))?;
-    while let Some((ids, ts, values)) = windows.next_window() {
-        let batch = crate::sample_codec::to_file(&crate::model::samples_batch(ids, ts, values)?)?;
-        writer
-            .write(&batch)
-            .map_err(|e| Error::parquet("writing parquet", e))?;
-        // A window never shares a row group with the next one.
-        writer
-            .flush()
-            .map_err(|e| Error::parquet("writing parquet", e))?;
+    let mut group_times = Vec::new();
+    let mut window_runs_from = 0;
+    let mut stretches = Vec::new();
+    while let Some((ts, values)) = windows.next_window() {
+        let runs = &windows.runs[window_runs_from..];
+        window_runs_from = windows.runs.len();
+        let mut runs = runs.iter().map(|(_, rows)| *rows as usize);
+        let mut run_left = 0usize;
+        let mut start = 0;
+        while start < ts.len() {
+            let end = ts.len().min(start.saturating_add(group_rows));
+            // The stretches of this row group: its pieces of runs.
+            stretches.clear();
+            let mut row = start;
+            while row < end {
+                if run_left == 0 {
+                    run_left = runs
+                        .next()
+                        .ok_or_else(|| Error::Task("sample runs shorter than a window".into()))?;
+                }
+                let take = run_left.min(end - row);
+                stretches.push(take);
+                run_left -= take;
+                row += take;
+            }
+            let batch = crate::sample_codec::to_delta_file(
+                &ts[start..end],
+                &values[start..end],
+                stretches.iter().copied(),
+            )?;
+            writer
+                .write(&batch)
+                .map_err(|e| Error::parquet("writing parquet", e))?;
+            writer
+                .flush()
+                .map_err(|e| Error::parquet("writing parquet", e))?;
+            // Decoding restarts at row-group starts: each chunk must be exactly one group.
+            let written = writer.flushed_row_groups().last().map(|g| g.num_rows());
+            if written != Some((end - start) as i64)
+                || writer.flushed_row_groups().len() != group_times.len() + 1
+            {
+                return Err(Error::Task(
+                    "parquet writer cut a samples row group where the encoder did not".into(),
+                ));
+            }
+            let times = &ts[start..end];
+            let lo = times.iter().copied().min().unwrap_or(0);
+            let hi = times.iter().copied().max().unwrap_or(0);
+            group_times.push((lo, hi));
+            start = end;
+        }
     }
     let runs = crate::sample_codec::encode_runs(&windows.runs)?;
     writer.append_key_value_metadata(KeyValue::new(RUNS_KEY.to_string(), runs));
+    writer.append_key_value_metadata(KeyValue::new(
+        GROUP_TIMES_KEY.to_string(),
+        crate::sample_codec::encode_group_times(&group_times),
+    ));
     writer
         .close()
         .map_err(|e| Error::parquet("closing parquet writer", e))?;
     Ok(out)
+}
+
+/// The time ranges of a delta-coded samples file's row groups, from its footer; `None`
+/// when missing or malformed (every group is then read).
+fn group_times(metadata: &ParquetMetaData) -> Option<Vec<(i64, i64)>> {
+    let text = metadata
+        .file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == GROUP_TIMES_KEY)?
+        .value
+        .as_deref()?;
+    crate::sample_codec::decode_group_times(text, metadata.num_row_groups())
 }
 
 /// Concatenates batches and sorts them by the given columns, ascending.
@@ -330,6 +401,19 @@ async fn read_inner(
     let context = || format!("reading segment {}", segment.path);
     let reader = SegmentReader::new(store, segment);
     let metadata = metadata(store, segment).await?;
+    // Delta-coded samples decode from stretch starts: whole row groups, every column, and
+    // a row list applied after decoding.
+    let delta_runs = if segment.table == Table::Samples
+        && crate::sample_codec::is_delta_coded(metadata.schema())
+    {
+        Some(sample_runs(&metadata).ok_or_else(|| Error::Corrupt {
+            what: segment.path.clone(),
+            reason: "delta-coded samples without a valid run index".into(),
+        })?)
+    } else {
+        None
+    };
+    let projection = projection.filter(|_| delta_runs.is_none());
     let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
     let metadata = builder.metadata().clone();
     let mut offsets = Vec::with_capacity(metadata.num_row_groups());
@@ -368,7 +452,9 @@ async fn read_inner(
                     .filter(|r| range.contains(&u64::from(*r))),
             );
         }
-        if (read_rows.len() as u64).saturating_mul(DENSE_SELECTION) > group_rows {
+        if delta_runs.is_some()
+            || (read_rows.len() as u64).saturating_mul(DENSE_SELECTION) > group_rows
+        {
             let mut wanted = Vec::with_capacity(group_rows as usize);
             let mut next = read_rows.iter().peekable();
             for group in &groups {
@@ -394,6 +480,26 @@ async fn read_inner(
         .try_collect()
         .await
         .map_err(|e| Error::parquet(context(), e))?;
+    if let Some(runs) = &delta_runs {
+        // Stretches, counted from the first row read: each group's first row (inside the
+        // run holding it) and every run start inside the group.
+        let mut stretches = Vec::new();
+        let mut position = 0u64;
+        for group in &groups {
+            let range = &offsets[*group];
+            let mut run = runs
+                .starts
+                .partition_point(|s| *s <= range.start)
+                .saturating_sub(1);
+            while run < runs.ids.len() && runs.starts[run] < range.end {
+                let start = runs.starts[run].max(range.start);
+                stretches.push((position + (start - range.start), runs.ids[run]));
+                run += 1;
+            }
+            position += range.end - range.start;
+        }
+        batches = crate::sample_codec::from_delta_file(&batches, &stretches)?;
+    }
     if let Some(wanted) = dense_filter {
         let mut position = 0usize;
         let mut kept = Vec::with_capacity(batches.len());
@@ -416,7 +522,7 @@ async fn read_inner(
         }
         batches = kept;
     }
-    if segment.table == Table::Samples {
+    if segment.table == Table::Samples && delta_runs.is_none() {
         let decoded = batches
             .iter()
             .map(crate::sample_codec::from_file)
@@ -534,13 +640,20 @@ pub(crate) async fn plan_sample_read(
     let Some(runs) = sample_runs(&metadata) else {
         return Ok(None);
     };
+    // A delta-coded file's time statistics are of deltas: its footer has the ranges.
+    let footer_times = crate::sample_codec::is_delta_coded(metadata.schema())
+        .then(|| group_times(metadata.metadata()));
     // (number, first row, end row) of the row groups whose time range overlaps.
     let mut kept = Vec::new();
     let mut group_start = 0u64;
     for (number, group) in metadata.metadata().row_groups().iter().enumerate() {
         let (start, end) = (group_start, group_start + group.num_rows() as u64);
         group_start = end;
-        if i64_range(group, 1).is_none_or(|(lo, hi)| lo <= end_ms && hi >= start_ms) {
+        let range = match &footer_times {
+            Some(times) => times.as_ref().map(|t| t[number]),
+            None => i64_range(group, 1),
+        };
+        if range.is_none_or(|(lo, hi)| lo <= end_ms && hi >= start_ms) {
             kept.push((number, start, end));
         }
     }
@@ -655,7 +768,10 @@ pub(crate) async fn read_planned_samples(
         reason: reason.to_string(),
     };
     let metadata = metadata(store, segment).await?;
-    let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), 1..5);
+    let delta = crate::sample_codec::is_delta_coded(metadata.schema());
+    // Times and the three value columns (a delta-coded file has no series column).
+    let columns = if delta { 0..4 } else { 1..5 };
+    let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), columns);
     let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
         SegmentReader::new(store, segment),
         metadata,
@@ -669,6 +785,52 @@ pub(crate) async fn read_planned_samples(
     let mut pieces = all_pieces.iter();
     let mut current = pieces.next().copied();
     let mut values = Vec::new();
+    if delta {
+        // Every piece starts a stretch (a run start or a row-group start).
+        let (mut state, mut fresh) = (DeltaState::default(), true);
+        let mut times = Vec::new();
+        while let Some(batch) = stream
+            .try_next()
+            .await
+            .map_err(|e| Error::parquet(context(), e))?
+        {
+            let columns = DeltaColumns::of(&batch)?;
+            let mut position = 0;
+            while position < batch.num_rows() {
+                let Some((id, left)) = current.as_mut() else {
+                    return Err(corrupt("more rows than its run index says"));
+                };
+                if fresh {
+                    state = DeltaState::default();
+                    fresh = false;
+                }
+                let take = (*left).min(batch.num_rows() - position);
+                times.clear();
+                values.clear();
+                columns.decode(
+                    position..position + take,
+                    &mut state,
+                    &mut times,
+                    &mut values,
+                )?;
+                let from = times.partition_point(|t| *t < start_ms);
+                let to = times.partition_point(|t| *t <= end_ms);
+                if from < to && !sink(*id, &times[from..to], &values[from..to]) {
+                    return Ok(false);
+                }
+                position += take;
+                *left -= take;
+                if *left == 0 {
+                    current = pieces.next().copied();
+                    fresh = true;
+                }
+            }
+        }
+        if current.is_some() {
+            return Err(corrupt("fewer rows than its run index says"));
+        }
+        return Ok(true);
+    }
     while let Some(batch) = stream
         .try_next()
         .await
