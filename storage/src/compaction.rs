@@ -17,7 +17,7 @@ use proto::TenantId;
 use tracing::{info, warn};
 
 use crate::catalog::{CatalogChange, compaction_range_key};
-use crate::engine::Storage;
+use crate::engine::{Storage, TenantCatalog};
 use crate::flush::{self, EncodedSegment};
 use crate::manifest::{SegmentMeta, Table};
 use crate::model::EXEMPLARS_SCHEMA;
@@ -149,12 +149,9 @@ impl Storage {
             batches.push(segment::read(&self.store, input, |_| true, None).await?);
         }
         let level = inputs.iter().map(|s| s.level).max().unwrap_or(0) + 1;
-        let ranks = match table {
-            Table::Samples => self.metric_ranks(tenant),
-            _ => Arc::default(),
-        };
+        let catalog = self.existing_catalog(tenant);
         let encoded = self
-            .blocking(move |config| merge(table, batches, &ranks, config))
+            .blocking(move |config| merge(table, batches, catalog.as_deref(), config))
             .await?;
         let merged = self.upload(tenant, encoded, level).await?;
         let change = CatalogChange {
@@ -261,11 +258,11 @@ impl Storage {
 }
 
 /// Merges the rows of several segments of one table into one sorted segment (samples:
-/// in the layout of a flushed segment, `ranks` being [`Storage::metric_ranks`]).
+/// in the layout of a flushed segment, with the metric ranks of `catalog`).
 fn merge(
     table: Table,
     inputs: Vec<Vec<RecordBatch>>,
-    ranks: &flush::MetricRanks,
+    catalog: Option<&TenantCatalog>,
     config: &crate::Config,
 ) -> Result<EncodedSegment> {
     let level = config.zstd_level_compacted;
@@ -281,21 +278,22 @@ fn merge(
                 }
             }
             rows.sort_unstable_by_key(|(id, ts, order, _)| (*id, *ts, *order));
-            let mut series: Vec<(u64, Vec<i64>, Vec<f64>)> = Vec::new();
+            let mut series: Vec<(u64, Vec<(i64, f64)>)> = Vec::new();
             for (id, t, _, v) in rows {
                 match series.last_mut() {
-                    Some((last, ts, values)) if *last == id => {
-                        if ts.last() == Some(&t) {
-                            *values.last_mut().expect("pushed with its time") = v;
-                        } else {
-                            ts.push(t);
-                            values.push(v);
-                        }
-                    }
-                    _ => series.push((id, vec![t], vec![v])),
+                    Some((last, points)) if *last == id => match points.last_mut() {
+                        Some(point) if point.0 == t => point.1 = v,
+                        _ => points.push((t, v)),
+                    },
+                    _ => series.push((id, vec![(t, v)])),
                 }
             }
-            flush::encode_samples(series, ranks, level, config.row_group_rows)
+            let ranks = flush::metric_ranks(catalog, series.iter().map(|(id, _)| *id));
+            let series = series
+                .iter()
+                .map(|(id, points)| (*id, &points[..]))
+                .collect();
+            flush::encode_samples(series, &ranks, level, config.row_group_rows)
         }
         Table::Exemplars => {
             let sorted = segment::sort_batches(&EXEMPLARS_SCHEMA, &batches, &[0, 1])?;

@@ -7,7 +7,7 @@
 //!  remove the WAL files older than the rotation
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -20,7 +20,7 @@ use object_store::path::Path as ObjectPath;
 use proto::TenantId;
 use tracing::info;
 
-use crate::engine::{Storage, merge_reports};
+use crate::engine::{Storage, TenantCatalog, merge_reports};
 use crate::manifest::{SegmentMeta, Table, segment_path};
 use crate::memtable::{Generation, TenantMemtable};
 use crate::metrics::{Exemplar, MetricMetadata, MetricType};
@@ -72,8 +72,8 @@ impl Storage {
         let mut removed = Vec::new();
         for generation in &frozen {
             for (tenant, memtable) in generation.tenants() {
-                let ranks = self.metric_ranks(&tenant);
-                for encoded in self.encode_memtable(&memtable, ranks).await? {
+                let catalog = self.existing_catalog(&tenant);
+                for encoded in self.encode_memtable(&memtable, catalog).await? {
                     added.push(self.upload(&tenant, encoded, 0).await?);
                 }
             }
@@ -183,48 +183,23 @@ impl Storage {
             .map_err(|e| Error::Task(e.to_string()))?
     }
 
-    /// The rank of each series' metric name among the tenant's metric names, by series
-    /// id (canonical ids and aliases alike), for [`encode_samples`]: samples files keep
-    /// one metric's series together.
-    pub(crate) fn metric_ranks(&self, tenant: &TenantId) -> Arc<MetricRanks> {
-        let Some(catalog) = self.existing_catalog(tenant) else {
-            return Arc::default();
-        };
-        let index = catalog.series.read().unwrap_or_else(|p| p.into_inner());
-        let names: Vec<(u64, &str)> = index
-            .all_ids()
-            .map(|(id, labels)| (id, labels.metric_name()))
-            .collect();
-        let mut distinct: Vec<&str> = names.iter().map(|(_, name)| *name).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let ranks = names
-            .iter()
-            .filter_map(|(id, name)| {
-                let rank = distinct.binary_search(name).ok()?;
-                Some((*id, u32::try_from(rank).unwrap_or(u32::MAX)))
-            })
-            .collect();
-        Arc::new(ranks)
-    }
-
     async fn encode_memtable(
         &self,
         memtable: &Arc<TenantMemtable>,
-        ranks: Arc<MetricRanks>,
+        catalog: Option<Arc<TenantCatalog>>,
     ) -> Result<Vec<EncodedSegment>> {
         let memtable = memtable.clone();
         self.blocking(move |config| {
             let level = config.zstd_level_flush;
             let mut out = Vec::new();
-            let series = memtable.sorted_series();
-            if !series.is_empty() {
-                out.push(encode_samples(
-                    series,
-                    &ranks,
-                    level,
-                    config.row_group_rows,
-                )?);
+            if let Some(samples) = memtable.with_sorted_series(|series| {
+                if series.is_empty() {
+                    return Ok(None);
+                }
+                let ranks = metric_ranks(catalog.as_deref(), series.iter().map(|(id, _)| *id));
+                encode_samples(series, &ranks, level, config.row_group_rows).map(Some)
+            })? {
+                out.push(samples);
             }
             let exemplars = memtable.exemplars();
             if !exemplars.is_empty() {
@@ -286,20 +261,70 @@ impl Storage {
 
 const NS_PER_MS: i64 = 1_000_000;
 
-/// Series id → rank of its metric name among the tenant's metric names.
-pub(crate) type MetricRanks = std::collections::HashMap<u64, u32>;
+/// Series of a flush or compaction per read-lock acquisition of the series index.
+const RANKS_PER_LOCK: usize = 8192;
+
+/// The rank of each series' metric name (series `ids`, canonical or alias) among the
+/// metric names of those series, for [`encode_samples`]: samples files keep one
+/// metric's series together. Series the index lacks rank last. Computed for the series
+/// written only, a chunk at a time under the index's read lock, so it costs four bytes
+/// per series written and never blocks new series for long.
+pub(crate) fn metric_ranks(
+    catalog: Option<&TenantCatalog>,
+    ids: impl ExactSizeIterator<Item = u64>,
+) -> Vec<u32> {
+    let Some(catalog) = catalog else {
+        return vec![u32::MAX; ids.len()];
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut numbers: HashMap<String, u32> = HashMap::new();
+    let mut first_seen = Vec::with_capacity(ids.len());
+    let mut ids = ids.peekable();
+    while ids.peek().is_some() {
+        let index = catalog.series.read().unwrap_or_else(|p| p.into_inner());
+        for id in ids.by_ref().take(RANKS_PER_LOCK) {
+            let Some(labels) = index.view(proto::SeriesId(id)) else {
+                first_seen.push(u32::MAX);
+                continue;
+            };
+            let name = labels.metric_name();
+            let number = match numbers.get(name) {
+                Some(number) => *number,
+                None => {
+                    let number = names.len() as u32;
+                    numbers.insert(name.to_string(), number);
+                    names.push(name.to_string());
+                    number
+                }
+            };
+            first_seen.push(number);
+        }
+    }
+    // First-seen numbers to ranks in name order.
+    let mut order: Vec<u32> = (0..names.len() as u32).collect();
+    order.sort_unstable_by(|a, b| names[*a as usize].cmp(&names[*b as usize]));
+    let mut rank_of = vec![0u32; names.len()];
+    for (rank, number) in order.iter().enumerate() {
+        rank_of[*number as usize] = rank as u32;
+    }
+    for rank in &mut first_seen {
+        if let Some(r) = rank_of.get(*rank as usize) {
+            *rank = *r;
+        }
+    }
+    first_seen
+}
 
 /// Encodes samples given per series (each in strictly increasing time order) in the
 /// layout of [`sample_codec::SampleWindows`], with the run index in the footer; `ranks`
-/// is [`Storage::metric_ranks`].
+/// are [`metric_ranks`] of the series, in their order.
 pub(crate) fn encode_samples(
-    series: Vec<(u64, Vec<i64>, Vec<f64>)>,
-    ranks: &MetricRanks,
+    series: Vec<(u64, &[(i64, f64)])>,
+    ranks: &[u32],
     level: i32,
     row_group_rows: usize,
 ) -> Result<EncodedSegment> {
-    let windows =
-        sample_codec::SampleWindows::new(series, |id| ranks.get(&id).copied().unwrap_or(u32::MAX));
+    let windows = sample_codec::SampleWindows::new(series, ranks);
     let (rows, min_ts, max_ts) = (windows.rows, windows.min_ts, windows.max_ts);
     let properties = segment::writer_properties(Table::Samples, level, row_group_rows, 0)?;
     Ok(EncodedSegment {

@@ -6,9 +6,10 @@
 //! manifest. Samples are kept per series in flat column vectors (no per-sample
 //! objects), sharded so that concurrent writers rarely share a lock.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use arrow::array::RecordBatch;
 use proto::{TenantId, TraceId};
@@ -40,26 +41,23 @@ impl SeriesBuffer {
         &self.points
     }
 
-    /// Returns the points sorted by time, one per timestamp (the last written wins).
-    pub fn sorted_points(&self) -> (Vec<i64>, Vec<f64>) {
+    /// The points sorted by time, one per timestamp (the last written wins): borrowed
+    /// when they arrived in order (the usual case), else a sorted copy.
+    pub fn sorted_points(&self) -> Cow<'_, [(i64, f64)]> {
         if self.sorted {
-            return self.points.iter().copied().unzip();
+            return Cow::Borrowed(&self.points);
         }
-        let mut order: Vec<usize> = (0..self.points.len()).collect();
+        let mut sorted = self.points.clone();
         // Stable: among equal timestamps the last written stays last.
-        order.sort_by_key(|i| self.points[*i].0);
-        let mut ts = Vec::with_capacity(order.len());
-        let mut values = Vec::with_capacity(order.len());
-        for i in order {
-            let (t, v) = self.points[i];
-            if ts.last() == Some(&t) {
-                *values.last_mut().expect("pushed with ts") = v;
-            } else {
-                ts.push(t);
-                values.push(v);
+        sorted.sort_by_key(|(t, _)| *t);
+        let mut out: Vec<(i64, f64)> = Vec::with_capacity(sorted.len());
+        for (t, v) in sorted {
+            match out.last_mut() {
+                Some(last) if last.0 == t => last.1 = v,
+                _ => out.push((t, v)),
             }
         }
-        (ts, values)
+        Cow::Owned(out)
     }
 }
 
@@ -72,7 +70,7 @@ pub(crate) struct SpanBuffer {
 
 /// The memtable of one tenant within one generation.
 pub(crate) struct TenantMemtable {
-    samples: [Mutex<IdMap<u64, SeriesBuffer>>; SHARDS],
+    samples: [RwLock<IdMap<u64, SeriesBuffer>>; SHARDS],
     pub exemplars: Mutex<Vec<(u64, Exemplar)>>,
     pub logs: Mutex<Vec<RecordBatch>>,
     pub spans: Mutex<SpanBuffer>,
@@ -81,7 +79,7 @@ pub(crate) struct TenantMemtable {
 impl Default for TenantMemtable {
     fn default() -> Self {
         TenantMemtable {
-            samples: std::array::from_fn(|_| Mutex::new(IdMap::default())),
+            samples: std::array::from_fn(|_| RwLock::new(IdMap::default())),
             exemplars: Mutex::default(),
             logs: Mutex::default(),
             spans: Mutex::default(),
@@ -89,10 +87,19 @@ impl Default for TenantMemtable {
     }
 }
 
+// A panic while holding a memtable lock leaves plain data behind; keep serving it.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding a memtable lock leaves plain data behind; keep serving it.
     mutex
         .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -107,7 +114,7 @@ impl TenantMemtable {
             if rows.is_empty() {
                 continue;
             }
-            let mut map = lock(&self.samples[shard]);
+            let mut map = write(&self.samples[shard]);
             for &i in rows {
                 let (series, ts, value) = samples[i];
                 map.entry(series).or_default().push(ts, value);
@@ -118,26 +125,34 @@ impl TenantMemtable {
     /// Calls `visit` with each series' buffer among `series` (sorted ids).
     pub fn visit_series(&self, series: &[u64], mut visit: impl FnMut(u64, &SeriesBuffer)) {
         for id in series {
-            let map = lock(&self.samples[*id as usize % SHARDS]);
+            let map = read(&self.samples[*id as usize % SHARDS]);
             if let Some(buffer) = map.get(id) {
                 visit(*id, buffer);
             }
         }
     }
 
-    /// Returns every series' points sorted by time (one per timestamp), by series id,
-    /// for a flush: one copy, made shard by shard under its lock.
-    pub fn sorted_series(&self) -> Vec<(u64, Vec<i64>, Vec<f64>)> {
-        let mut out = Vec::new();
-        for shard in &self.samples {
-            let map = lock(shard);
-            out.extend(map.iter().map(|(id, buffer)| {
-                let (ts, values) = buffer.sorted_points();
-                (*id, ts, values)
-            }));
-        }
-        out.sort_unstable_by_key(|(id, _, _)| *id);
-        out
+    /// Calls `encode` with every series' points sorted by time (one per timestamp), by
+    /// series id, for a flush. The points are borrowed from the memtable (read locks held
+    /// meanwhile: a frozen memtable takes no writes, and reads share them), so a flush
+    /// holds no second copy of the samples; only series written out of order are copied.
+    pub fn with_sorted_series<R>(&self, encode: impl FnOnce(Vec<(u64, &[(i64, f64)])>) -> R) -> R {
+        let shards: Vec<_> = self.samples.iter().map(read).collect();
+        // Sorted copies of the series written out of order, made first so that the list
+        // can borrow them beside the in-order ones.
+        let copies: Vec<_> = shards
+            .iter()
+            .flat_map(|map| map.iter().filter(|(_, b)| !b.sorted))
+            .map(|(id, buffer)| (*id, buffer.sorted_points()))
+            .collect();
+        let mut series: Vec<(u64, &[(i64, f64)])> = shards
+            .iter()
+            .flat_map(|map| map.iter().filter(|(_, b)| b.sorted))
+            .map(|(id, buffer)| (*id, &buffer.points[..]))
+            .chain(copies.iter().map(|(id, points)| (*id, &points[..])))
+            .collect();
+        series.sort_unstable_by_key(|(id, _)| *id);
+        encode(series)
     }
 
     /// Appends a logs batch.
@@ -269,9 +284,11 @@ mod tests {
     fn out_of_order_samples_are_sorted_and_deduplicated() {
         let memtable = TenantMemtable::default();
         memtable.append_samples(&[(7, 30, 3.0), (7, 10, 1.0), (7, 30, 4.0), (8, 5, 0.5)]);
-        let all = memtable.sorted_series();
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[0], (7, vec![10, 30], vec![1.0, 4.0]));
-        assert_eq!(all[1], (8, vec![5], vec![0.5]));
+        memtable.with_sorted_series(|all| {
+            assert_eq!(
+                all,
+                vec![(7, &[(10, 1.0), (30, 4.0)][..]), (8, &[(5, 0.5)][..])]
+            );
+        });
     }
 }

@@ -13,7 +13,8 @@
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, Int8Array, Int64Array, RecordBatch, UInt64Array,
+    Array, ArrayRef, Float64Array, Float64Builder, Int8Array, Int8Builder, Int64Array,
+    Int64Builder, RecordBatch, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
@@ -110,30 +111,18 @@ fn unzigzag(value: i64) -> i64 {
     ((value as u64 >> 1) as i64) ^ -(value & 1)
 }
 
-/// Encodes rows (`ts`, `values` of equal length) cut into stretches of the given
-/// lengths (summing to the row count) in the [`DELTA_FILE_SCHEMA`] layout.
-pub(crate) fn to_delta_file(
-    ts: &[i64],
-    values: &[f64],
-    stretches: impl IntoIterator<Item = usize>,
-) -> Result<RecordBatch> {
-    let rows = ts.len();
-    if values.len() != rows {
-        return Err(corrupt("columns of different lengths"));
-    }
+/// Encodes stretches (each a run's `(time, value)` points, or the part of it in one row
+/// group) in the [`DELTA_FILE_SCHEMA`] layout.
+pub(crate) fn to_delta_file(stretches: &[&[(i64, f64)]]) -> Result<RecordBatch> {
+    let rows: usize = stretches.iter().map(|s| s.len()).sum();
     let mut ts_deltas = Vec::with_capacity(rows);
-    let mut mantissas = Vec::with_capacity(rows);
-    let mut scales = Vec::with_capacity(rows);
-    let mut floats = Vec::with_capacity(rows);
+    let mut mantissas = Int64Builder::with_capacity(rows);
+    let mut scales = Int8Builder::with_capacity(rows);
+    let mut floats = Float64Builder::with_capacity(rows);
     let mut decimals: Vec<Option<(i64, i8)>> = Vec::new();
-    let mut start = 0;
-    for len in stretches {
-        let end = start + len;
-        let (Some(times), Some(points)) = (ts.get(start..end), values.get(start..end)) else {
-            return Err(corrupt("stretches longer than the rows"));
-        };
+    for points in stretches {
         decimals.clear();
-        decimals.extend(points.iter().map(|v| to_decimal(*v)));
+        decimals.extend(points.iter().map(|(_, v)| to_decimal(*v)));
         let scale = decimals
             .iter()
             .flatten()
@@ -142,7 +131,7 @@ pub(crate) fn to_delta_file(
             .unwrap_or(0);
         let mut previous_ts = 0i64;
         let mut previous_mantissa = 0i64;
-        for ((time, point), decimal) in times.iter().zip(points).zip(&decimals) {
+        for ((time, point), decimal) in points.iter().zip(&decimals) {
             ts_deltas.push(time.wrapping_sub(previous_ts));
             previous_ts = *time;
             // The decimal path at the stretch's scale, when the value survives it exactly.
@@ -155,28 +144,24 @@ pub(crate) fn to_delta_file(
             });
             match rescaled {
                 Some(mantissa) => {
-                    mantissas.push(Some(zigzag(mantissa.wrapping_sub(previous_mantissa))));
+                    mantissas.append_value(zigzag(mantissa.wrapping_sub(previous_mantissa)));
                     previous_mantissa = mantissa;
-                    scales.push(Some(scale));
-                    floats.push(None);
+                    scales.append_value(scale);
+                    floats.append_null();
                 }
                 None => {
-                    mantissas.push(None);
-                    scales.push(None);
-                    floats.push(Some(*point));
+                    mantissas.append_null();
+                    scales.append_null();
+                    floats.append_value(*point);
                 }
             }
         }
-        start = end;
-    }
-    if start != rows {
-        return Err(corrupt("stretches shorter than the rows"));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ts_deltas)),
-        Arc::new(Int64Array::from(mantissas)),
-        Arc::new(Int8Array::from(scales)),
-        Arc::new(Float64Array::from(floats)),
+        Arc::new(mantissas.finish()),
+        Arc::new(scales.finish()),
+        Arc::new(floats.finish()),
     ];
     RecordBatch::try_new(DELTA_FILE_SCHEMA.clone(), columns)
         .map_err(|e| Error::arrow("encoding samples", e))
@@ -451,19 +436,27 @@ pub(crate) fn window_ms(min_ts: i64, max_ts: i64) -> i64 {
         })
 }
 
-/// Per-series samples cut into the windows of a samples file, one window at a time
-/// (so a flush holds one window's columns beside its input, not a second copy of all).
+/// Per-series samples cut into the windows of a samples file, and each window into
+/// chunks of bounded rows (one row group each), borrowed from the caller: a flush holds
+/// no copy of the samples beside the memtable, only the chunk being encoded.
 ///
 /// Rows are grouped by time window (each window its own row groups, so row-group time
-/// statistics prune windows), inside a window by series (by metric rank, then id, so
-/// one metric's series are contiguous whatever their ids), each series' rows in time
-/// order. A run is the rows of one series in one window.
-pub(crate) struct SampleWindows {
-    series: Vec<(u64, Vec<i64>, Vec<f64>)>,
+/// ranges prune windows), inside a window by series (by metric rank, then id, so one
+/// metric's series are contiguous whatever their ids), each series' rows in time order.
+/// A run is the rows of one series in one window; a chunk may end inside a run.
+pub(crate) struct SampleWindows<'a> {
+    series: Vec<(u64, &'a [(i64, f64)])>,
+    /// Positions in `series`, in file order (by rank, then id).
+    order: Vec<u32>,
     cursors: Vec<usize>,
     width: i64,
-    next: i64,
+    /// The window being cut, and the last one.
+    window: i64,
     last: i64,
+    /// The next entry of `order` to take rows from in the current window, and whether
+    /// its run was already indexed (a chunk ended inside it).
+    next_series: usize,
+    run_open: bool,
     /// `(series id, rows)` of each run so far, in file order.
     pub runs: Vec<(u64, u64)>,
     /// Rows, smallest and largest time over all series.
@@ -472,62 +465,82 @@ pub(crate) struct SampleWindows {
     pub max_ts: i64,
 }
 
-/// The columns of one window: times and values (whose rows they are is in `runs`).
-pub(crate) type WindowColumns = (Vec<i64>, Vec<f64>);
-
-impl SampleWindows {
-    /// `series` are each in strictly increasing time order; `rank` orders series (their
-    /// metric's rank), ties by id.
-    pub fn new(mut series: Vec<(u64, Vec<i64>, Vec<f64>)>, rank: impl Fn(u64) -> u32) -> Self {
-        series.retain(|(_, ts, _)| !ts.is_empty());
-        series.sort_by_key(|(id, _, _)| (rank(*id), *id));
-        let min_ts = series.iter().map(|(_, ts, _)| ts[0]).min().unwrap_or(0);
-        let max_ts = series
-            .iter()
-            .filter_map(|(_, ts, _)| ts.last().copied())
+impl<'a> SampleWindows<'a> {
+    /// `series` are `(id, (time, value) points)`, each in strictly increasing time
+    /// order; `ranks` (one per series, in the same order) order them (their metric's
+    /// rank), ties by id. Only a permutation is sorted: the list is not copied.
+    pub fn new(series: Vec<(u64, &'a [(i64, f64)])>, ranks: &[u32]) -> Self {
+        let rank = |i: usize| ranks.get(i).copied().unwrap_or(u32::MAX);
+        let mut order: Vec<u32> = (0..series.len() as u32)
+            .filter(|i| !series[*i as usize].1.is_empty())
+            .collect();
+        order.sort_unstable_by_key(|i| (rank(*i as usize), series[*i as usize].0));
+        let points = || order.iter().map(|i| series[*i as usize].1);
+        let min_ts = points().map(|p| p[0].0).min().unwrap_or(0);
+        let max_ts = points()
+            .filter_map(|p| p.last().map(|(t, _)| *t))
             .max()
             .unwrap_or(0);
+        let rows = points().map(|p| p.len() as u64).sum();
         let width = window_ms(min_ts, max_ts);
-        let (next, last) = if series.is_empty() {
+        let (window, last) = if order.is_empty() {
             (1, 0)
         } else {
             (min_ts.div_euclid(width), max_ts.div_euclid(width))
         };
         SampleWindows {
-            rows: series.iter().map(|(_, ts, _)| ts.len() as u64).sum(),
+            rows,
             cursors: vec![0; series.len()],
             series,
+            order,
             width,
-            next,
+            window,
             last,
+            next_series: 0,
+            run_open: false,
             runs: Vec::new(),
             min_ts,
             max_ts,
         }
     }
 
-    /// The next window with rows, in file order.
-    pub fn next_window(&mut self) -> Option<WindowColumns> {
-        while self.next <= self.last {
-            let bound = self.next.saturating_add(1).saturating_mul(self.width);
-            self.next += 1;
-            let (mut ts, mut values) = (Vec::new(), Vec::new());
-            for ((id, times, points), cursor) in self.series.iter().zip(self.cursors.iter_mut()) {
-                let from = *cursor;
-                let to = from + times[from..].partition_point(|t| *t < bound);
-                if to == from {
-                    continue;
+    /// Puts the next chunk's stretches (pieces of runs, in file order) in `chunk`: at
+    /// most `max_rows` rows, never from two windows. False when no rows are left.
+    pub fn next_chunk(&mut self, max_rows: usize, chunk: &mut Vec<&'a [(i64, f64)]>) -> bool {
+        chunk.clear();
+        let max_rows = max_rows.max(1);
+        let mut rows = 0;
+        while self.window <= self.last {
+            let bound = self.window.saturating_add(1).saturating_mul(self.width);
+            while let Some(&position) = self.order.get(self.next_series) {
+                if rows == max_rows {
+                    return true;
                 }
-                ts.extend_from_slice(&times[from..to]);
-                values.extend_from_slice(&points[from..to]);
-                self.runs.push((*id, (to - from) as u64));
-                *cursor = to;
+                let (id, points) = self.series[position as usize];
+                let cursor = &mut self.cursors[position as usize];
+                let from = *cursor;
+                let to = from + points[from..].partition_point(|(t, _)| *t < bound);
+                if to > from && !self.run_open {
+                    self.runs.push((id, (to - from) as u64));
+                }
+                let take = (to - from).min(max_rows - rows);
+                if take > 0 {
+                    chunk.push(&points[from..from + take]);
+                    rows += take;
+                    *cursor = from + take;
+                }
+                self.run_open = from + take < to;
+                if !self.run_open {
+                    self.next_series += 1;
+                }
             }
-            if !ts.is_empty() {
-                return Some((ts, values));
+            self.window += 1;
+            self.next_series = 0;
+            if rows > 0 {
+                return true;
             }
         }
-        None
+        false
     }
 }
 
@@ -724,28 +737,41 @@ mod tests {
     fn windows_group_by_time_then_metric_and_index_runs() {
         let minute = 60_000;
         // Ids 0 and 2 are metric rank 1, id 1 is rank 0.
-        let series = vec![
-            (0, vec![0, 5 * minute, 12 * minute], vec![1.0, 2.0, 3.0]),
-            (1, vec![minute, 11 * minute], vec![4.0, 5.0]),
-            (2, vec![15 * minute], vec![6.0]),
-        ];
-        let mut windows = SampleWindows::new(series, |id| if id == 1 { 0 } else { 1 });
+        let (s0, s1, s2) = (
+            [(0, 1.0), (5 * minute, 2.0), (12 * minute, 3.0)],
+            [(minute, 4.0), (11 * minute, 5.0)],
+            [(15 * minute, 6.0)],
+        );
+        let series: Vec<(u64, &[(i64, f64)])> = vec![(0, &s0), (1, &s1), (2, &s2)];
+        let ranks = [1, 0, 1];
+        let mut windows = SampleWindows::new(series.clone(), &ranks);
         assert_eq!(
             (windows.rows, windows.min_ts, windows.max_ts),
             (6, 0, 15 * minute)
         );
+        let mut chunk = Vec::new();
+        assert!(windows.next_chunk(100, &mut chunk));
+        assert_eq!(chunk, vec![&s1[..1], &s0[..2]]);
+        assert!(windows.next_chunk(100, &mut chunk));
+        assert_eq!(chunk, vec![&s1[1..], &s0[2..], &s2[..]]);
+        assert!(!windows.next_chunk(100, &mut chunk));
+        assert!(chunk.is_empty());
+        // Chunks of 2 rows end inside a run; the run is indexed once, whole.
+        let mut small = SampleWindows::new(series, &ranks);
+        let mut chunks = Vec::new();
+        while small.next_chunk(2, &mut chunk) {
+            chunks.push(chunk.clone());
+        }
         assert_eq!(
-            windows.next_window(),
-            Some((vec![minute, 0, 5 * minute], vec![4.0, 1.0, 2.0]))
+            chunks,
+            vec![
+                vec![&s1[..1], &s0[..1]],
+                vec![&s0[1..2]],
+                vec![&s1[1..], &s0[2..]],
+                vec![&s2[..]],
+            ]
         );
-        assert_eq!(
-            windows.next_window(),
-            Some((
-                vec![11 * minute, 12 * minute, 15 * minute],
-                vec![5.0, 3.0, 6.0]
-            ))
-        );
-        assert_eq!(windows.next_window(), None);
+        assert_eq!(small.runs, windows.runs);
         assert_eq!(windows.runs, vec![(1, 1), (0, 2), (1, 1), (0, 1), (2, 1)]);
         let runs = decode_runs(&encode_runs(&windows.runs).unwrap(), 6).unwrap();
         assert_eq!(runs.ids, vec![1, 0, 1, 0, 2]);
@@ -822,7 +848,14 @@ mod tests {
                 }
                 lens.push(*len);
             }
-            let batch = to_delta_file(&ts, &values, lens.iter().copied()).unwrap();
+            let points: Vec<(i64, f64)> = ts.iter().copied().zip(values.iter().copied()).collect();
+            let mut pieces: Vec<&[(i64, f64)]> = Vec::new();
+            let mut at = 0;
+            for len in &lens {
+                pieces.push(&points[at..at + len]);
+                at += len;
+            }
+            let batch = to_delta_file(&pieces).unwrap();
             let mut starts = vec![0u64];
             for len in &lens {
                 starts.push(starts.last().unwrap() + *len as u64);

@@ -152,11 +152,14 @@ pub(crate) fn encode(
 /// Rows per data page of samples files.
 const SAMPLE_PAGE_ROWS: usize = 1024;
 
+/// About this many samples rows are converted to the file layout at a time.
+const SAMPLE_ENCODE_ROWS: usize = 64 * 1024;
+
 /// Encodes a samples file window by window, in the delta-coded layout: each time window
 /// as its own row groups (cut here, so the stretches end where the groups do), the run
 /// index and the row groups' time ranges in the footer.
 pub(crate) fn encode_samples(
-    mut windows: SampleWindows,
+    mut windows: SampleWindows<'_>,
     properties: WriterProperties,
 ) -> Result<Vec<u8>> {
     let group_rows = properties
@@ -167,56 +170,45 @@ pub(crate) fn encode_samples(
     let mut writer = ArrowWriter::try_new(&mut out, DELTA_FILE_SCHEMA.clone(), Some(properties))
         .map_err(|e| Error::parquet("creating parquet writer", e))?;
     let mut group_times = Vec::new();
-    let mut window_runs_from = 0;
     let mut stretches = Vec::new();
-    while let Some((ts, values)) = windows.next_window() {
-        let runs = &windows.runs[window_runs_from..];
-        window_runs_from = windows.runs.len();
-        let mut runs = runs.iter().map(|(_, rows)| *rows as usize);
-        let mut run_left = 0usize;
-        let mut start = 0;
-        while start < ts.len() {
-            let end = ts.len().min(start.saturating_add(group_rows));
-            // The stretches of this row group: its pieces of runs.
-            stretches.clear();
-            let mut row = start;
-            while row < end {
-                if run_left == 0 {
-                    run_left = runs
-                        .next()
-                        .ok_or_else(|| Error::Task("sample runs shorter than a window".into()))?;
-                }
-                let take = run_left.min(end - row);
-                stretches.push(take);
-                run_left -= take;
-                row += take;
+    while windows.next_chunk(group_rows, &mut stretches) {
+        let rows: usize = stretches.iter().map(|s| s.len()).sum();
+        // Encoded a few stretches at a time (a batch never cuts a stretch), so only a
+        // small batch is held beside the row group's pages.
+        let mut from = 0;
+        while from < stretches.len() {
+            let mut to = from;
+            let mut batch_rows = 0;
+            while to < stretches.len() && batch_rows < SAMPLE_ENCODE_ROWS {
+                batch_rows += stretches[to].len();
+                to += 1;
             }
-            let batch = crate::sample_codec::to_delta_file(
-                &ts[start..end],
-                &values[start..end],
-                stretches.iter().copied(),
-            )?;
+            let batch = crate::sample_codec::to_delta_file(&stretches[from..to])?;
             writer
                 .write(&batch)
                 .map_err(|e| Error::parquet("writing parquet", e))?;
-            writer
-                .flush()
-                .map_err(|e| Error::parquet("writing parquet", e))?;
-            // Decoding restarts at row-group starts: each chunk must be exactly one group.
-            let written = writer.flushed_row_groups().last().map(|g| g.num_rows());
-            if written != Some((end - start) as i64)
-                || writer.flushed_row_groups().len() != group_times.len() + 1
-            {
-                return Err(Error::Task(
-                    "parquet writer cut a samples row group where the encoder did not".into(),
-                ));
-            }
-            let times = &ts[start..end];
-            let lo = times.iter().copied().min().unwrap_or(0);
-            let hi = times.iter().copied().max().unwrap_or(0);
-            group_times.push((lo, hi));
-            start = end;
+            from = to;
         }
+        writer
+            .flush()
+            .map_err(|e| Error::parquet("writing parquet", e))?;
+        // Decoding restarts at row-group starts: each chunk must be exactly one group.
+        let flushed = writer.flushed_row_groups();
+        if flushed.len() != group_times.len() + 1
+            || flushed.last().map(|g| g.num_rows()) != Some(rows as i64)
+        {
+            return Err(Error::Task(
+                "parquet writer cut a samples row group where the encoder did not".into(),
+            ));
+        }
+        // Each stretch is in time order.
+        let lo = stretches
+            .iter()
+            .filter_map(|s| s.first())
+            .map(|p| p.0)
+            .min();
+        let hi = stretches.iter().filter_map(|s| s.last()).map(|p| p.0).max();
+        group_times.push((lo.unwrap_or(0), hi.unwrap_or(0)));
     }
     let runs = crate::sample_codec::encode_runs(&windows.runs)?;
     writer.append_key_value_metadata(KeyValue::new(RUNS_KEY.to_string(), runs));

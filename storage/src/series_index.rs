@@ -221,6 +221,7 @@ impl SeriesIndex {
     }
 
     /// Every id (canonical and alias) with a view of its labels, in no particular order.
+    #[cfg(test)]
     pub fn all_ids(&self) -> impl Iterator<Item = (u64, LabelsRef<'_>)> {
         self.positions
             .iter()
