@@ -457,8 +457,8 @@ pub(crate) struct SampleWindows<'a> {
     /// its run was already indexed (a chunk ended inside it).
     next_series: usize,
     run_open: bool,
-    /// `(series id, rows)` of each run so far, in file order.
-    pub runs: Vec<(u64, u64)>,
+    /// The runs so far, in file order.
+    pub runs: RunIndexBuilder,
     /// Rows, smallest and largest time over all series.
     pub rows: u64,
     pub min_ts: i64,
@@ -498,7 +498,7 @@ impl<'a> SampleWindows<'a> {
             last,
             next_series: 0,
             run_open: false,
-            runs: Vec::new(),
+            runs: RunIndexBuilder::default(),
             min_ts,
             max_ts,
         }
@@ -521,7 +521,7 @@ impl<'a> SampleWindows<'a> {
                 let from = *cursor;
                 let to = from + points[from..].partition_point(|(t, _)| *t < bound);
                 if to > from && !self.run_open {
-                    self.runs.push((id, (to - from) as u64));
+                    self.runs.push(id, (to - from) as u64);
                 }
                 let take = (to - from).min(max_rows - rows);
                 if take > 0 {
@@ -635,29 +635,54 @@ fn get_varint(input: &mut &[u8]) -> Option<u64> {
     None
 }
 
-/// Encodes runs as footer text: varints (run count, then per run the zigzag delta of
-/// its id from the previous run's and its row count), zstd-compressed, hex.
+/// The run index of a file being written, kept encoded as it grows (a few bytes per run
+/// rather than a 16-byte entry).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct RunIndexBuilder {
+    raw: Vec<u8>,
+    count: u64,
+    previous: u64,
+}
+
+impl RunIndexBuilder {
+    /// Adds the next run, in file order.
+    pub(crate) fn push(&mut self, id: u64, rows: u64) {
+        let delta = id.wrapping_sub(self.previous) as i64;
+        put_varint(&mut self.raw, ((delta << 1) ^ (delta >> 63)) as u64);
+        put_varint(&mut self.raw, rows);
+        self.previous = id;
+        self.count += 1;
+    }
+
+    /// The footer text of the runs so far: varints (run count, then per run the zigzag
+    /// delta of its id from the previous run's and its row count), zstd-compressed, hex.
+    pub(crate) fn finish(&self) -> Result<String> {
+        let mut raw = Vec::with_capacity(self.raw.len() + 10);
+        put_varint(&mut raw, self.count);
+        raw.extend_from_slice(&self.raw);
+        let mut packed = Vec::with_capacity(raw.len() / 4 + 16);
+        put_varint(&mut packed, raw.len() as u64);
+        packed.extend(
+            zstd::bulk::compress(&raw, 3)
+                .map_err(|e| Error::Task(format!("compressing runs: {e}")))?,
+        );
+        let mut text = String::with_capacity(packed.len() * 2);
+        for byte in packed {
+            text.push(char::from(HEX[usize::from(byte >> 4)]));
+            text.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        Ok(text)
+    }
+}
+
+/// Encodes `(series id, rows)` runs as footer text ([`RunIndexBuilder::finish`]).
+#[cfg(test)]
 pub(crate) fn encode_runs(runs: &[(u64, u64)]) -> Result<String> {
-    let mut raw = Vec::with_capacity(runs.len() * 3 + 10);
-    put_varint(&mut raw, runs.len() as u64);
-    let mut previous = 0u64;
+    let mut builder = RunIndexBuilder::default();
     for (id, rows) in runs {
-        let delta = id.wrapping_sub(previous) as i64;
-        put_varint(&mut raw, ((delta << 1) ^ (delta >> 63)) as u64);
-        put_varint(&mut raw, *rows);
-        previous = *id;
+        builder.push(*id, *rows);
     }
-    let mut packed = Vec::with_capacity(raw.len() / 4 + 16);
-    put_varint(&mut packed, raw.len() as u64);
-    packed.extend(
-        zstd::bulk::compress(&raw, 3).map_err(|e| Error::Task(format!("compressing runs: {e}")))?,
-    );
-    let mut text = String::with_capacity(packed.len() * 2);
-    for byte in packed {
-        text.push(char::from(HEX[usize::from(byte >> 4)]));
-        text.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
-    Ok(text)
+    builder.finish()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -772,8 +797,12 @@ mod tests {
             ]
         );
         assert_eq!(small.runs, windows.runs);
-        assert_eq!(windows.runs, vec![(1, 1), (0, 2), (1, 1), (0, 1), (2, 1)]);
-        let runs = decode_runs(&encode_runs(&windows.runs).unwrap(), 6).unwrap();
+        let text = windows.runs.finish().unwrap();
+        assert_eq!(
+            text,
+            encode_runs(&[(1, 1), (0, 2), (1, 1), (0, 1), (2, 1)]).unwrap()
+        );
+        let runs = decode_runs(&text, 6).unwrap();
         assert_eq!(runs.ids, vec![1, 0, 1, 0, 2]);
         assert_eq!(runs.starts, vec![0, 1, 3, 4, 5, 6]);
         // Runs by series, in file order; none for a series the file lacks.
@@ -782,7 +811,7 @@ mod tests {
         assert_eq!(runs.runs_of(2), &[4]);
         assert!(runs.runs_of(3).is_empty());
         // An index that does not cover the file, or is not ours, is refused.
-        assert!(decode_runs(&encode_runs(&windows.runs).unwrap(), 7).is_none());
+        assert!(decode_runs(&text, 7).is_none());
         assert!(decode_runs("zz", 6).is_none());
         assert!(decode_runs("", 0).is_none());
     }

@@ -210,7 +210,7 @@ pub(crate) fn encode_samples(
         let hi = stretches.iter().filter_map(|s| s.last()).map(|p| p.0).max();
         group_times.push((lo.unwrap_or(0), hi.unwrap_or(0)));
     }
-    let runs = crate::sample_codec::encode_runs(&windows.runs)?;
+    let runs = windows.runs.finish()?;
     writer.append_key_value_metadata(KeyValue::new(RUNS_KEY.to_string(), runs));
     writer.append_key_value_metadata(KeyValue::new(
         GROUP_TIMES_KEY.to_string(),
