@@ -323,7 +323,7 @@ pub(crate) fn convert_v1_cached(
                         "invalid remote write protobuf in series {index}: {e}"
                     ))
                 })?;
-                builder.add_borrowed_v1(index, &series, cache)?;
+                builder.add_borrowed_v1(index, &mut series, cache)?;
                 index += 1;
             }
             3 => {
@@ -381,7 +381,7 @@ impl Builder {
     fn add_borrowed_v1(
         &mut self,
         index: usize,
-        series: &SeriesV1<'_>,
+        series: &mut SeriesV1<'_>,
         cache: Option<&LabelCache>,
     ) -> Result<()> {
         // The limits the label set was validated under are part of its key.
@@ -396,6 +396,12 @@ impl Builder {
         let (labels, hash) = match lent {
             Some(cached) => (cached.labels, cached.hash),
             None => {
+                // Not cached: the labels are read (and checked) only now.
+                series.parse_labels().map_err(|e| {
+                    Error::BadRequest(format!(
+                        "invalid remote write protobuf in series {index}: {e}"
+                    ))
+                })?;
                 check_pairs(&self.limits, "series", index, &series.labels)?;
                 let pairs = series
                     .labels

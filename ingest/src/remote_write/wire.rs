@@ -334,8 +334,12 @@ fn exemplar(payload: &[u8], budget: u32) -> Result<ExemplarV1<'_>, WireError> {
 /// series of a request, so its vectors keep their capacity.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesV1<'a> {
-    /// Labels in wire order (not yet validated or sorted).
+    /// Labels in wire order (not yet validated or sorted), once [`SeriesV1::parse_labels`]
+    /// has read them: a label set found in the cache by its raw bytes is never parsed.
     pub labels: Vec<(&'a str, &'a str)>,
+    /// The payloads of the `labels` fields, and the recursion count they are read with.
+    label_fields: Vec<&'a [u8]>,
+    label_budget: u32,
     /// (value, timestamp) pairs.
     pub samples: Vec<(f64, i64)>,
     /// Exemplars.
@@ -351,6 +355,7 @@ impl<'a> SeriesV1<'a> {
     /// Reads one `TimeSeries` message with recursion count `budget` into `self`.
     pub(crate) fn read(&mut self, payload: &'a [u8], budget: u32) -> Result<(), WireError> {
         self.labels.clear();
+        self.label_fields.clear();
         self.samples.clear();
         self.exemplars.clear();
         self.histograms = 0;
@@ -371,9 +376,10 @@ impl<'a> SeriesV1<'a> {
                 run_end = fields.offset(payload);
             }
             match number {
-                1 => self
-                    .labels
-                    .push(label(field.bytes(1)?, fields.nested_budget()?)?),
+                1 => {
+                    self.label_fields.push(field.bytes(1)?);
+                    self.label_budget = fields.nested_budget()?;
+                }
                 2 => self
                     .samples
                     .push(sample(field.bytes(2)?, fields.nested_budget()?)?),
@@ -392,6 +398,16 @@ impl<'a> SeriesV1<'a> {
         }
         if let (Some(start), false) = (run_start, broken) {
             self.raw_labels = payload.get(start..run_end);
+        }
+        Ok(())
+    }
+
+    /// Reads the `labels` fields into [`SeriesV1::labels`] (names and values checked to
+    /// be UTF-8, as prost does).
+    pub(crate) fn parse_labels(&mut self) -> Result<(), WireError> {
+        self.labels.clear();
+        for payload in &self.label_fields {
+            self.labels.push(label(payload, self.label_budget)?);
         }
         Ok(())
     }
