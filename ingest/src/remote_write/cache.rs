@@ -7,7 +7,8 @@
 //! byte-for-byte the same as before (xxh3-128 of the contiguous `Label` fields, seeded
 //! with the limits they were validated under) takes its label set out of the cache,
 //! lends it to the write, and puts it back afterwards. No allocation, no validation,
-//! no sort. A label set in use by a request is absent from the cache meanwhile, so
+//! no sort, and its label fields are not even parsed (their bytes are those of a set
+//! already checked). A label set in use by a request is absent from the cache meanwhile, so
 //! concurrent requests never share one: the second builds its own.
 //!
 //! Memory is bounded: at most [`CAPACITY`] entries. When full, new label sets are not
