@@ -648,7 +648,7 @@ impl RunIndexBuilder {
     /// Adds the next run, in file order.
     pub(crate) fn push(&mut self, id: u64, rows: u64) {
         let delta = id.wrapping_sub(self.previous) as i64;
-        put_varint(&mut self.raw, ((delta << 1) ^ (delta >> 63)) as u64);
+        put_varint(&mut self.raw, zigzag(delta) as u64);
         put_varint(&mut self.raw, rows);
         self.previous = id;
         self.count += 1;
@@ -720,8 +720,8 @@ pub(crate) fn decode_runs(text: &str, file_rows: u64) -> Option<SampleRuns> {
     let mut starts = Vec::with_capacity(count as usize + 1);
     let (mut id, mut row) = (0u64, 0u64);
     for _ in 0..count {
-        let zigzag = get_varint(&mut input)?;
-        let delta = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+        let coded = get_varint(&mut input)?;
+        let delta = unzigzag(coded as i64);
         id = id.wrapping_add(delta as u64);
         let rows = get_varint(&mut input)?;
         ids.push(id);
