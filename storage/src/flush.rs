@@ -429,57 +429,94 @@ fn time_bounds(batch: &RecordBatch, column: usize) -> (i64, i64) {
     }
 }
 
-/// Sorts logs by (service, time), encodes them, and builds their full-text index.
+/// Rows gathered into sorted order at a time when a flush encodes logs or spans.
+const SORTED_CHUNK_ROWS: usize = 64 * 1024;
+
+/// Sorts logs by (service, time), encodes them, and builds their full-text index, a
+/// chunk of sorted rows at a time.
 pub(crate) fn encode_logs(
     batches: &[RecordBatch],
     level: i32,
     config: &crate::Config,
 ) -> Result<EncodedSegment> {
-    let sorted = segment::sort_batches(
+    let order = segment::sort_order(batches, &[log_col::SERVICE, log_col::TIMESTAMP])?;
+    let properties = segment::writer_properties(Table::Logs, level, config.row_group_rows, 0)?;
+    let mut index = textindex::IndexBuilder::new(config.log_index_memory.bytes() as usize)?;
+    let mut bounds = TimeBounds::default();
+    let parquet = segment::encode_in_order(
         &LOGS_SCHEMA,
         batches,
-        &[log_col::SERVICE, log_col::TIMESTAMP],
+        &order.rows,
+        properties,
+        SORTED_CHUNK_ROWS,
+        |chunk| {
+            bounds.add(chunk, log_col::TIMESTAMP);
+            index.add(chunk)
+        },
     )?;
-    let (min_time_ns, max_time_ns) = time_bounds(&sorted, log_col::TIMESTAMP);
-    let properties = segment::writer_properties(Table::Logs, level, config.row_group_rows, 0)?;
-    let parquet = segment::encode(&LOGS_SCHEMA, std::slice::from_ref(&sorted), properties)?;
-    let index = textindex::build(&sorted, config.log_index_memory.bytes() as usize)?;
     Ok(EncodedSegment {
         table: Table::Logs,
-        rows: sorted.num_rows() as u64,
+        rows: order.rows.len() as u64,
         parquet,
-        index: Some(index),
-        min_time_ns,
-        max_time_ns,
+        index: Some(index.finish()?),
+        min_time_ns: bounds.min(),
+        max_time_ns: bounds.max(),
     })
 }
 
-/// Sorts spans by (trace id, start) and encodes them.
+/// Sorts spans by (trace id, start) and encodes them, a chunk of sorted rows at a time.
 pub(crate) fn encode_spans(
     batches: &[RecordBatch],
     level: i32,
     row_group_rows: usize,
 ) -> Result<EncodedSegment> {
-    let sorted = segment::sort_batches(
+    let order = segment::sort_order(batches, &[span_col::TRACE_ID, span_col::START])?;
+    let properties =
+        segment::writer_properties(Table::Spans, level, row_group_rows, order.distinct_leading)?;
+    let mut bounds = TimeBounds::default();
+    let parquet = segment::encode_in_order(
         &SPANS_SCHEMA,
         batches,
-        &[span_col::TRACE_ID, span_col::START],
+        &order.rows,
+        properties,
+        SORTED_CHUNK_ROWS,
+        |chunk| {
+            bounds.add(chunk, span_col::START);
+            Ok(())
+        },
     )?;
-    let (min_time_ns, max_time_ns) = time_bounds(&sorted, span_col::START);
-    let distinct_traces = {
-        let ids = crate::engine::trace_ids(&sorted)?;
-        1 + ids.windows(2).filter(|w| w[0] != w[1]).count() as u64
-    };
-    let properties =
-        segment::writer_properties(Table::Spans, level, row_group_rows, distinct_traces)?;
     Ok(EncodedSegment {
         table: Table::Spans,
-        rows: sorted.num_rows() as u64,
-        parquet: segment::encode(&SPANS_SCHEMA, std::slice::from_ref(&sorted), properties)?,
+        rows: order.rows.len() as u64,
+        parquet,
         index: None,
-        min_time_ns,
-        max_time_ns,
+        min_time_ns: bounds.min(),
+        max_time_ns: bounds.max(),
     })
+}
+
+/// The earliest and latest time of the rows seen so far.
+#[derive(Default)]
+struct TimeBounds(Option<(i64, i64)>);
+
+impl TimeBounds {
+    fn add(&mut self, batch: &RecordBatch, column: usize) {
+        let (low, high) = time_bounds(batch, column);
+        if batch.num_rows() > 0 {
+            self.0 = Some(match self.0 {
+                Some((min, max)) => (min.min(low), max.max(high)),
+                None => (low, high),
+            });
+        }
+    }
+
+    fn min(&self) -> i64 {
+        self.0.map_or(0, |(low, _)| low)
+    }
+
+    fn max(&self) -> i64 {
+        self.0.map_or(0, |(_, high)| high)
+    }
 }
 
 fn encode_metadata(entries: &[MetricMetadata], config: &crate::Config) -> Result<EncodedSegment> {

@@ -46,6 +46,7 @@ mod series_segment;
 mod store;
 mod symbols;
 mod textindex;
+mod trace_rows;
 mod wal;
 
 pub use cache::{CacheConfig, ReadCacheStats};

@@ -625,7 +625,6 @@ impl Storage {
         }
         hits.hot
             .extend(self.remote_logs(&snapshot, tenant, scan).await?);
-        let trace_hex = scan.trace_id.map(|id| id.to_string());
         for segment in self.segments_for(
             &snapshot.manifest,
             tenant,
@@ -636,7 +635,7 @@ impl Storage {
             let filter = IndexFilter {
                 text: scan.text.as_ref(),
                 service: (scan.services.len() == 1).then(|| scan.services[0].as_str()),
-                trace_id_hex: trace_hex.as_deref(),
+                trace_id: scan.trace_id.as_ref(),
             };
             let candidates = match &segment.index_path {
                 Some(_) => self.log_index(&segment).await?.candidates(&filter)?,
@@ -671,7 +670,6 @@ impl Storage {
     pub async fn scan_logs(&self, tenant: &TenantId, scan: &LogScan) -> Result<Vec<RecordBatch>> {
         let snapshot = self.snapshot();
         let mut out = Vec::new();
-        let trace_hex = scan.trace_id.map(|id| id.to_string());
         for segment in self.segments_for(
             &snapshot.manifest,
             tenant,
@@ -682,7 +680,7 @@ impl Storage {
             let filter = IndexFilter {
                 text: scan.text.as_ref(),
                 service: (scan.services.len() == 1).then(|| scan.services[0].as_str()),
-                trace_id_hex: trace_hex.as_deref(),
+                trace_id: scan.trace_id.as_ref(),
             };
             let candidates = match &segment.index_path {
                 Some(_) => self.log_index(&segment).await?.candidates(&filter)?,
@@ -729,7 +727,6 @@ impl Storage {
     ) -> Result<LogTimeline> {
         let snapshot = self.snapshot();
         let mut timeline = LogTimeline::default();
-        let trace_hex = scan.trace_id.map(|id| id.to_string());
         for segment in self.segments_for(
             &snapshot.manifest,
             tenant,
@@ -740,7 +737,7 @@ impl Storage {
             let filter = IndexFilter {
                 text: scan.text.as_ref(),
                 service: (scan.services.len() == 1).then(|| scan.services[0].as_str()),
-                trace_id_hex: trace_hex.as_deref(),
+                trace_id: scan.trace_id.as_ref(),
             };
             let index = match &segment.index_path {
                 Some(_) => Some(self.log_index(&segment).await?),

@@ -12,9 +12,7 @@ use std::ops::Range;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use arrow::array::{Array, BooleanArray, Float64Array, Int8Array, Int64Array, RecordBatch};
-use arrow::compute::{
-    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
-};
+use arrow::compute::{SortColumn, filter_record_batch, lexsort_to_indices};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -235,27 +233,221 @@ fn group_times(metadata: &ParquetMetaData) -> Option<Vec<(i64, i64)>> {
     crate::sample_codec::decode_group_times(text, metadata.num_row_groups())
 }
 
-/// Concatenates batches and sorts them by the given columns, ascending.
+/// Sorts the rows of `batches` by the given columns, ascending, into one batch.
 pub(crate) fn sort_batches(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     columns: &[usize],
 ) -> Result<RecordBatch> {
-    let batch =
-        concat_batches(schema, batches).map_err(|e| Error::arrow("concatenating batches", e))?;
-    if batch.num_rows() <= 1 {
-        return Ok(batch);
+    let order = sort_order(batches, columns)?;
+    gather(schema, batches, &order.rows)
+}
+
+/// The order that sorts the rows of a set of batches.
+pub(crate) struct SortedRows {
+    /// `(batch, row)` of each row, in sorted order.
+    pub rows: Vec<(usize, usize)>,
+    /// How many distinct values the leading sort column holds.
+    pub distinct_leading: u64,
+}
+
+/// The order of the rows of `batches` sorted by the given columns, ascending (rows with
+/// equal keys stay in arrival order when the fast path takes them).
+pub(crate) fn sort_order(batches: &[RecordBatch], columns: &[usize]) -> Result<SortedRows> {
+    if let Some(keys) = sort_keys(batches, columns)? {
+        let distinct_leading = keys.chunk_by(|a, b| a.0 == b.0).count() as u64;
+        let rows = keys
+            .into_iter()
+            .map(|(_, _, batch, row)| (batch as usize, row as usize))
+            .collect();
+        return Ok(SortedRows {
+            rows,
+            distinct_leading,
+        });
     }
-    let sort_columns: Vec<SortColumn> = columns
-        .iter()
-        .map(|c| SortColumn {
-            values: batch.column(*c).clone(),
+    general_sort_order(batches, columns)
+}
+
+/// [`sort_order`] for any key types: concatenates the key columns only, and sorts them.
+fn general_sort_order(batches: &[RecordBatch], columns: &[usize]) -> Result<SortedRows> {
+    let mut places = Vec::new();
+    for (batch_index, batch) in batches.iter().enumerate() {
+        places.extend((0..batch.num_rows()).map(|row| (batch_index, row)));
+    }
+    let mut sort_columns = Vec::with_capacity(columns.len());
+    for column in columns {
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(*column).as_ref()).collect();
+        let values = if parts.is_empty() {
+            arrow::array::new_empty_array(&arrow::datatypes::DataType::Null)
+        } else {
+            arrow::compute::concat(&parts).map_err(|e| Error::arrow("concatenating keys", e))?
+        };
+        sort_columns.push(SortColumn {
+            values,
             options: None,
-        })
-        .collect();
+        });
+    }
+    if places.len() <= 1 {
+        let distinct_leading = places.len() as u64;
+        return Ok(SortedRows {
+            rows: places,
+            distinct_leading,
+        });
+    }
     let indices =
         lexsort_to_indices(&sort_columns, None).map_err(|e| Error::arrow("sorting batch", e))?;
-    take_record_batch(&batch, &indices).map_err(|e| Error::arrow("reordering batch", e))
+    let leading = arrow::compute::take(&sort_columns[0].values, &indices, None)
+        .map_err(|e| Error::arrow("sorting batch", e))?;
+    let distinct_leading = arrow::compute::kernels::partition::partition(&[leading])
+        .map_err(|e| Error::arrow("counting sort keys", e))?
+        .len() as u64;
+    Ok(SortedRows {
+        rows: indices
+            .values()
+            .iter()
+            .map(|i| places[*i as usize])
+            .collect(),
+        distinct_leading,
+    })
+}
+
+/// Gathers the rows of `batches` in `order` into one batch.
+pub(crate) fn gather(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    order: &[(usize, usize)],
+) -> Result<RecordBatch> {
+    if order.is_empty() {
+        return Ok(RecordBatch::new_empty(schema.clone()));
+    }
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    arrow::compute::interleave_record_batch(&refs, order)
+        .map_err(|e| Error::arrow("reordering batches", e))
+}
+
+/// Encodes the rows of `batches` in `order` as one Parquet file, gathering
+/// `chunk_rows` rows at a time and handing each gathered chunk to `each` as well, so a
+/// flush never holds a sorted copy of all its rows.
+pub(crate) fn encode_in_order(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    order: &[(usize, usize)],
+    properties: WriterProperties,
+    chunk_rows: usize,
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(properties))
+        .map_err(|e| Error::parquet("creating parquet writer", e))?;
+    for chunk in order.chunks(chunk_rows.max(1)) {
+        let batch = gather(schema, batches, chunk)?;
+        writer
+            .write(&batch)
+            .map_err(|e| Error::parquet("writing parquet", e))?;
+        each(&batch)?;
+    }
+    writer
+        .close()
+        .map_err(|e| Error::parquet("closing parquet writer", e))?;
+    Ok(out)
+}
+
+/// One row's place in the sort: the leading column as an order-preserving integer, the
+/// second as an `i64`, then where the row is (ties keep arrival order).
+type SortKey = (u128, i64, u32, u32);
+
+/// Integer sort keys of every row, when the sort columns allow them: a leading text
+/// column (ranked among its distinct values), id (fixed-size binary up to 16 bytes, read
+/// big-endian) or unsigned integer, then an `i64` or timestamp column, neither with
+/// nulls. `None` sends the caller to the general (concatenate, sort, take) path.
+///
+/// Sorting these and gathering rows straight from the source batches copies each row
+/// once, where concatenating first copied it twice; for a logs flush that second copy was
+/// hundreds of megabytes of fresh pages.
+fn sort_keys(batches: &[RecordBatch], columns: &[usize]) -> Result<Option<Vec<SortKey>>> {
+    use arrow::array::{AsArray, FixedSizeBinaryArray, StringArray};
+    use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampNanosecondType, UInt64Type};
+    let &[lead, second] = columns else {
+        return Ok(None);
+    };
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let (lead_type, second_type) = (
+        first.column(lead).data_type().clone(),
+        first.column(second).data_type().clone(),
+    );
+    let usable = batches.iter().all(|b| {
+        b.column(lead).null_count() == 0
+            && b.column(second).null_count() == 0
+            && *b.column(lead).data_type() == lead_type
+            && *b.column(second).data_type() == second_type
+            && u32::try_from(b.num_rows()).is_ok()
+    }) && u32::try_from(batches.len()).is_ok()
+        && matches!(
+            second_type,
+            DataType::Int64 | DataType::Timestamp(TimeUnit::Nanosecond, _)
+        )
+        && match lead_type {
+            DataType::Utf8 | DataType::UInt64 => true,
+            DataType::FixedSizeBinary(width) => (1..=16).contains(&width),
+            _ => false,
+        };
+    if !usable {
+        return Ok(None);
+    }
+    let text_ranks: HashMap<&str, u128> = if lead_type == DataType::Utf8 {
+        let mut distinct: Vec<&str> = batches
+            .iter()
+            .flat_map(|b| b.column(lead).as_string::<i32>().iter().flatten())
+            .collect::<std::collections::HashSet<&str>>()
+            .into_iter()
+            .collect();
+        distinct.sort_unstable();
+        distinct
+            .into_iter()
+            .enumerate()
+            .map(|(rank, text)| (text, rank as u128))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let text_ranks = &text_ranks;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut keys: Vec<SortKey> = Vec::with_capacity(rows);
+    for (batch_index, batch) in batches.iter().enumerate() {
+        let seconds: &[i64] = match second_type {
+            DataType::Int64 => batch.column(second).as_primitive::<Int64Type>().values(),
+            _ => batch
+                .column(second)
+                .as_primitive::<TimestampNanosecondType>()
+                .values(),
+        };
+        let lead_column = batch.column(lead);
+        let leads: Box<dyn Fn(usize) -> u128 + '_> = match &lead_type {
+            DataType::Utf8 => {
+                let texts: &StringArray = lead_column.as_string::<i32>();
+                Box::new(move |row| text_ranks[texts.value(row)])
+            }
+            DataType::UInt64 => {
+                let values = lead_column.as_primitive::<UInt64Type>().values();
+                Box::new(move |row| u128::from(values[row]))
+            }
+            _ => {
+                let ids: &FixedSizeBinaryArray = lead_column.as_fixed_size_binary();
+                Box::new(move |row| {
+                    ids.value(row)
+                        .iter()
+                        .fold(0u128, |key, byte| (key << 8) | u128::from(*byte))
+                })
+            }
+        };
+        for (row, second) in seconds.iter().enumerate().take(batch.num_rows()) {
+            keys.push((leads(row), *second, batch_index as u32, row as u32));
+        }
+    }
+    keys.sort_unstable();
+    Ok(Some(keys))
 }
 
 /// Reads the rows of a segment, keeping only the row groups `keep` accepts and,
@@ -1007,6 +1199,90 @@ pub(crate) fn empty(schema: &SchemaRef) -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path (integer keys, rows gathered from the sources) orders rows as the
+    /// general path does, for each kind of leading column it takes.
+    #[test]
+    fn sorting_by_keys_matches_the_general_sort() {
+        use crate::model::{
+            LOGS_SCHEMA, LogRecord, SPANS_SCHEMA, SpanRecord, log_col, logs_batch, span_col,
+        };
+        use arrow::compute::{concat_batches, take_record_batch};
+        use proto::{SpanId, TraceId};
+        let services = ["mail", "asset", "funding", "资产", "gateway"];
+        // Distinct (service, time) pairs in a scrambled order, over three batches.
+        let logs: Vec<LogRecord> = (0..300i64)
+            .map(|i| LogRecord {
+                service: services[(i * 7 % 5) as usize].to_string(),
+                timestamp_ns: (i * 7919) % 1000 - 500,
+                body: format!("line {i}"),
+                ..LogRecord::default()
+            })
+            .collect();
+        let batches: Vec<RecordBatch> = logs.chunks(100).map(|c| logs_batch(c).unwrap()).collect();
+        let spans: Vec<SpanRecord> = (0..300u32)
+            .map(|i| SpanRecord {
+                trace_id: TraceId(
+                    ((i * 7919 % 97) as u128)
+                        .wrapping_mul(0x0123_4567_89ab_cdef_u128 << 40)
+                        .to_be_bytes(),
+                ),
+                span_id: SpanId(u64::from(i).to_be_bytes()),
+                start_ns: i64::from(i % 13),
+                service: "asset".into(),
+                ..SpanRecord::default()
+            })
+            .collect();
+        let span_batches: Vec<RecordBatch> = spans
+            .chunks(120)
+            .map(|c| crate::model::spans_batch(c).unwrap())
+            .collect();
+        let cases = [
+            // Every (service, time) differs: the whole rows must come out alike.
+            (
+                LOGS_SCHEMA.clone(),
+                batches,
+                vec![log_col::SERVICE, log_col::TIMESTAMP],
+                true,
+            ),
+            (
+                SPANS_SCHEMA.clone(),
+                span_batches,
+                vec![span_col::TRACE_ID, span_col::START],
+                false,
+            ),
+        ];
+        for (schema, batches, columns, unique) in cases {
+            assert!(sort_keys(&batches, &columns).unwrap().is_some());
+            let (fast, general) = (
+                sort_order(&batches, &columns).unwrap(),
+                general_sort_order(&batches, &columns).unwrap(),
+            );
+            assert_eq!(fast.distinct_leading, general.distinct_leading);
+            if unique {
+                assert_eq!(fast.rows, general.rows);
+            }
+            let fast = sort_batches(&schema, &batches, &columns).unwrap();
+            let all = concat_batches(&schema, &batches).unwrap();
+            let sort_columns: Vec<SortColumn> = columns
+                .iter()
+                .map(|c| SortColumn {
+                    values: all.column(*c).clone(),
+                    options: None,
+                })
+                .collect();
+            let indices = lexsort_to_indices(&sort_columns, None).unwrap();
+            let general = take_record_batch(&all, &indices).unwrap();
+            if unique {
+                assert_eq!(fast, general);
+            } else {
+                // Keys tie: rows with equal keys may come out in either order.
+                for column in &columns {
+                    assert_eq!(fast.column(*column), general.column(*column));
+                }
+            }
+        }
+    }
 
     #[test]
     fn selection_keeps_exactly_the_rows() {

@@ -1,12 +1,15 @@
-//! The full-text index of one log segment (tantivy), built after the Parquet file in
-//! exactly its row order, so a document id *is* a Parquet row number.
+//! The full-text index of one log segment (tantivy), built alongside the Parquet file
+//! from the same sorted rows in the same order, so a document id *is* a Parquet row
+//! number.
 //!
 //! The index is a candidate filter: it may return rows that do not match (it lowercases
 //! and drops id-like tokens), never miss one that does. Every hit is confirmed against
 //! the body read from Parquet with [`TextQuery::matches`].
 //!
-//! Indexed: `body` (doc ids and positions, no norms, nothing stored), `service`,
-//! `severity` and `trace_id` as raw terms. Tokens that are mostly noise — hex runs of
+//! Indexed: `body` (doc ids and positions, no norms, nothing stored), `service` and
+//! `severity` as raw terms. Trace ids are not terms: the pack holds a table of rows by
+//! trace id beside the tantivy files ([`crate::trace_rows`]); indexes written before it
+//! hold them as `trace_id` terms, and still answer through those. Tokens that are mostly noise — hex runs of
 //! 16+ digits (trace and span ids, which have their own column), decimal runs of 9+
 //! digits — are dropped; a token longer than 255 bytes marks its document with a
 //! catch-all term instead, so substring queries stay exact.
@@ -22,6 +25,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
+use proto::TraceId;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::directory::RamDirectory;
 use tantivy::query::{
@@ -32,12 +36,15 @@ use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Directory, Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument, Term};
 
 use crate::model::log_col;
+use crate::trace_rows::{TraceRows, TraceRowsBuilder};
 use crate::{Error, Result};
 
 const TOKENIZER: &str = "sightline_log";
 const LONG_TOKEN_MARK: &str = "\u{1}long";
 const MAX_TOKEN_LEN: usize = 255;
 const PACK_MAGIC: &[u8; 8] = b"SLTIDX01";
+/// The pack entry holding the trace table ([`trace_rows`]) rather than a tantivy file.
+const TRACE_ROWS_FILE: &str = "sightline.trace_rows";
 
 /// A text predicate over log bodies. [`TextQuery::matches`] is its exact meaning; the
 /// index only narrows the rows to check.
@@ -149,25 +156,66 @@ fn levenshtein(a: &[char], b: &[char], limit: usize) -> usize {
 
 /// Iterates over the maximal runs of alphanumeric characters, with their byte offsets.
 fn alnum_runs(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    let mut rest = text.char_indices().peekable();
+    let mut cursor = 0;
     std::iter::from_fn(move || {
-        while let Some((_, c)) = rest.peek() {
-            if c.is_alphanumeric() {
-                break;
-            }
-            rest.next();
-        }
-        let (start, _) = rest.next()?;
-        let mut end = text.len();
-        while let Some((i, c)) = rest.peek() {
-            if !c.is_alphanumeric() {
-                end = *i;
-                break;
-            }
-            rest.next();
-        }
-        Some((start, &text[start..end]))
+        next_run(text, &mut cursor).map(|(start, end, _)| (start, &text[start..end]))
     })
+}
+
+/// Whether the character starting at byte `at` of `text` is alphanumeric, and its width.
+#[inline]
+fn char_at(text: &str, at: usize) -> (bool, usize) {
+    let byte = text.as_bytes()[at];
+    if byte.is_ascii() {
+        (byte.is_ascii_alphanumeric(), 1)
+    } else {
+        text[at..]
+            .chars()
+            .next()
+            .map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8()))
+    }
+}
+
+/// The next maximal run of alphanumeric characters at or after byte `*cursor`: its byte
+/// range and whether it is all ASCII. Moves `*cursor` past it.
+///
+/// ASCII bytes are judged one byte at a time; a multi-byte character is decoded and
+/// judged by [`char::is_alphanumeric`] (which agrees with the ASCII test on ASCII).
+#[inline]
+fn next_run(text: &str, cursor: &mut usize) -> Option<(usize, usize, bool)> {
+    let bytes = text.as_bytes();
+    let mut at = *cursor;
+    loop {
+        if at >= bytes.len() {
+            *cursor = bytes.len();
+            return None;
+        }
+        let (word, width) = char_at(text, at);
+        if word {
+            break;
+        }
+        at += width;
+    }
+    let start = at;
+    let mut ascii = true;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if byte.is_ascii() {
+            if !byte.is_ascii_alphanumeric() {
+                break;
+            }
+            at += 1;
+        } else {
+            let (word, width) = char_at(text, at);
+            if !word {
+                break;
+            }
+            ascii = false;
+            at += width;
+        }
+    }
+    *cursor = at;
+    Some((start, at, ascii))
 }
 
 /// Why a token is not indexed as itself.
@@ -203,7 +251,9 @@ struct LogTokenizer {
 }
 
 struct LogTokenStream<'a> {
-    runs: Box<dyn Iterator<Item = (usize, &'a str)> + 'a>,
+    text: &'a str,
+    /// Byte offset where the search for the next run starts.
+    cursor: usize,
     token: &'a mut Token,
     long_mark_done: bool,
     /// Ordinal of the next alphanumeric run (dropped runs count too).
@@ -216,7 +266,8 @@ impl Tokenizer for LogTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> LogTokenStream<'a> {
         self.token.reset();
         LogTokenStream {
-            runs: Box::new(alnum_runs(text)),
+            text,
+            cursor: 0,
             token: &mut self.token,
             long_mark_done: false,
             next_position: 0,
@@ -226,11 +277,16 @@ impl Tokenizer for LogTokenizer {
 
 impl TokenStream for LogTokenStream<'_> {
     fn advance(&mut self) -> bool {
-        for (offset, run) in self.runs.by_ref() {
+        while let Some((start, end, ascii)) = next_run(self.text, &mut self.cursor) {
+            let run = &self.text[start..end];
             let position = self.next_position;
             self.next_position += 1;
             self.token.text.clear();
             match token_fate(run) {
+                TokenFate::Indexed if ascii => {
+                    self.token.text.push_str(run);
+                    self.token.text.make_ascii_lowercase();
+                }
                 TokenFate::Indexed => {
                     self.token
                         .text
@@ -242,8 +298,8 @@ impl TokenStream for LogTokenStream<'_> {
                 }
                 TokenFate::TooLong | TokenFate::DroppedIdLike => continue,
             }
-            self.token.offset_from = offset;
-            self.token.offset_to = offset + run.len();
+            self.token.offset_from = start;
+            self.token.offset_to = end;
             self.token.position = position;
             return true;
         }
@@ -303,52 +359,90 @@ fn index_error(context: &str) -> impl FnOnce(tantivy::TantivyError) -> Error + '
 }
 
 /// Builds the index of a sorted logs batch and returns its files packed into one blob.
+#[cfg(test)]
 pub(crate) fn build(batch: &RecordBatch, memory_budget: usize) -> Result<Vec<u8>> {
-    let (schema, fields) = schema();
-    let directory = RamDirectory::create();
-    let tokenizers = tantivy::tokenizer::TokenizerManager::default();
-    tokenizers.register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
-    let mut writer = tantivy::IndexBuilder::new()
-        .schema(schema)
-        .settings(IndexSettings::default())
-        .tokenizers(tokenizers)
-        .single_segment_index_writer(directory.clone(), memory_budget)
-        .map_err(index_error("creating log index writer"))?;
-    let body = string_column(batch, log_col::BODY)?;
-    let service = string_column(batch, log_col::SERVICE)?;
-    let severity = string_column(batch, log_col::SEVERITY_TEXT)?;
-    let trace = batch
-        .column(log_col::TRACE_ID)
-        .as_any()
-        .downcast_ref::<FixedSizeBinaryArray>()
-        .ok_or_else(|| Error::Corrupt {
-            what: "logs batch".into(),
-            reason: "trace_id column is not binary".into(),
-        })?;
-    let mut hex = String::with_capacity(32);
-    for row in 0..batch.num_rows() {
-        let mut doc = TantivyDocument::default();
-        doc.add_text(fields.body, body.value(row));
-        doc.add_text(fields.service, service.value(row));
-        if severity.is_valid(row) {
-            doc.add_text(fields.severity, severity.value(row).to_lowercase());
-        }
-        if trace.is_valid(row) {
-            hex.clear();
-            for byte in trace.value(row) {
-                use std::fmt::Write;
-                let _ = write!(hex, "{byte:02x}");
-            }
-            doc.add_text(fields.trace_id, &hex);
-        }
-        writer
-            .add_document(doc)
-            .map_err(index_error("indexing a log row"))?;
+    let mut builder = IndexBuilder::new(memory_budget)?;
+    builder.add(batch)?;
+    builder.finish()
+}
+
+/// Builds the index of a log segment from its rows, batch by batch in row order.
+pub(crate) struct IndexBuilder {
+    writer: tantivy::SingleSegmentIndexWriter,
+    directory: RamDirectory,
+    fields: Fields,
+    traces: TraceRowsBuilder,
+    /// Reused for lowercasing severities.
+    lower: String,
+}
+
+impl IndexBuilder {
+    /// A builder whose tantivy writer may use `memory_budget` bytes.
+    pub fn new(memory_budget: usize) -> Result<IndexBuilder> {
+        let (schema, fields) = schema();
+        let directory = RamDirectory::create();
+        let tokenizers = tantivy::tokenizer::TokenizerManager::default();
+        tokenizers.register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
+        let writer = tantivy::IndexBuilder::new()
+            .schema(schema)
+            .settings(IndexSettings::default())
+            .tokenizers(tokenizers)
+            .single_segment_index_writer(directory.clone(), memory_budget)
+            .map_err(index_error("creating log index writer"))?;
+        Ok(IndexBuilder {
+            writer,
+            directory,
+            fields,
+            traces: TraceRowsBuilder::default(),
+            lower: String::new(),
+        })
     }
-    let index = writer
-        .finalize()
-        .map_err(index_error("finalizing log index"))?;
-    pack(&index, &directory)
+
+    /// Indexes the next rows ([`crate::model::LOGS_SCHEMA`]).
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        let body = string_column(batch, log_col::BODY)?;
+        let service = string_column(batch, log_col::SERVICE)?;
+        let severity = string_column(batch, log_col::SEVERITY_TEXT)?;
+        let trace = batch
+            .column(log_col::TRACE_ID)
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .ok_or_else(|| Error::Corrupt {
+                what: "logs batch".into(),
+                reason: "trace_id column is not binary".into(),
+            })?;
+        self.traces.add(trace)?;
+        let fields = &self.fields;
+        for row in 0..batch.num_rows() {
+            let mut doc = TantivyDocument::default();
+            doc.add_text(fields.body, body.value(row));
+            doc.add_text(fields.service, service.value(row));
+            if severity.is_valid(row) {
+                let text = severity.value(row);
+                self.lower.clear();
+                if text.is_ascii() {
+                    self.lower.push_str(text);
+                    self.lower.make_ascii_lowercase();
+                } else {
+                    self.lower.extend(text.chars().flat_map(char::to_lowercase));
+                }
+                doc.add_text(fields.severity, &self.lower);
+            }
+            self.writer
+                .add_document(doc)
+                .map_err(index_error("indexing a log row"))?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the index and returns its files packed into one blob.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        let index = self
+            .writer
+            .finalize()
+            .map_err(index_error("finalizing log index"))?;
+        pack(&index, &self.directory, Some(self.traces.finish()))
+    }
 }
 
 fn string_column(batch: &RecordBatch, column: usize) -> Result<StringArray> {
@@ -364,7 +458,7 @@ fn string_column(batch: &RecordBatch, column: usize) -> Result<StringArray> {
         })
 }
 
-fn pack(index: &Index, directory: &RamDirectory) -> Result<Vec<u8>> {
+fn pack(index: &Index, directory: &RamDirectory, traces: Option<Vec<u8>>) -> Result<Vec<u8>> {
     let metas = index
         .load_metas()
         .map_err(index_error("reading log index metas"))?;
@@ -384,6 +478,9 @@ fn pack(index: &Index, directory: &RamDirectory) -> Result<Vec<u8>> {
         })?;
         entries.push((path, data));
     }
+    if let Some(traces) = traces {
+        entries.push((PathBuf::from(TRACE_ROWS_FILE), traces));
+    }
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for (path, data) in entries {
         let name = path.to_string_lossy();
@@ -402,6 +499,9 @@ pub(crate) struct LogIndex {
     /// The body field records token positions (indexes written since phrases are
     /// answered by the index).
     positions: bool,
+    /// Rows by trace id (indexes written before it was kept apart hold trace ids as
+    /// terms of the `trace_id` field instead).
+    traces: Option<TraceRows>,
 }
 
 impl LogIndex {
@@ -417,6 +517,7 @@ impl LogIndex {
         let directory = RamDirectory::create();
         let count = u32::from_le_bytes(blob[8..12].try_into().expect("4 bytes"));
         let mut pos = 12usize;
+        let mut traces = None;
         let mut take = |len: usize| -> Result<&[u8]> {
             let end = pos
                 .checked_add(len)
@@ -433,6 +534,10 @@ impl LogIndex {
                 .to_string();
             let data_len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
             let data = take(data_len)?;
+            if name == TRACE_ROWS_FILE {
+                traces = Some(TraceRows::open(data.to_vec())?);
+                continue;
+            }
             directory
                 .atomic_write(Path::new(&name), data)
                 .map_err(|e| Error::io(&name, e))?;
@@ -455,6 +560,7 @@ impl LogIndex {
             reader,
             fields,
             positions,
+            traces,
         })
     }
 
@@ -476,11 +582,17 @@ impl LogIndex {
         if let Some(service) = filter.service {
             clauses.push((Occur::Must, self.term(self.fields.service, service)));
         }
-        if let Some(trace_id) = filter.trace_id_hex {
-            clauses.push((Occur::Must, self.term(self.fields.trace_id, trace_id)));
-        }
-        if clauses.is_empty() {
-            return Ok(None);
+        let trace_rows = match (filter.trace_id, &self.traces) {
+            (Some(id), Some(table)) => Some(table.rows(&id.0)),
+            (Some(id), None) => {
+                let hex = id.to_string();
+                clauses.push((Occur::Must, self.term(self.fields.trace_id, &hex)));
+                None
+            }
+            (None, _) => None,
+        };
+        if clauses.is_empty() || trace_rows.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(trace_rows);
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
@@ -490,6 +602,9 @@ impl LogIndex {
         // One index segment (doc ids already ascending); sort anyway in case of several.
         if !rows.is_sorted() {
             rows.sort_unstable();
+        }
+        if let Some(trace_rows) = trace_rows {
+            rows.retain(|row| trace_rows.binary_search(row).is_ok());
         }
         Ok(Some(rows))
     }
@@ -703,7 +818,7 @@ fn exact_word(word: &str) -> bool {
 pub(crate) struct IndexFilter<'a> {
     pub text: Option<&'a TextQuery>,
     pub service: Option<&'a str>,
-    pub trace_id_hex: Option<&'a str>,
+    pub trace_id: Option<&'a TraceId>,
 }
 
 fn regex_escape(text: &str) -> String {
@@ -804,6 +919,77 @@ mod tests {
             ..IndexFilter::default()
         };
         assert_eq!(index.candidates(&service).unwrap(), Some(vec![1, 3]));
+    }
+
+    fn traced_batch(traces: &[Option<u8>]) -> RecordBatch {
+        let records: Vec<LogRecord> = traces
+            .iter()
+            .enumerate()
+            .map(|(i, trace)| LogRecord {
+                timestamp_ns: i as i64,
+                service: "funding".to_string(),
+                body: format!("{} request {i}", if i % 2 == 0 { "slow" } else { "fast" }),
+                trace_id: trace.map(|n| TraceId([n; 16])),
+                ..LogRecord::default()
+            })
+            .collect();
+        logs_batch(&records).unwrap()
+    }
+
+    fn trace_candidates(index: &LogIndex, trace: u8, text: Option<&TextQuery>) -> Option<Vec<u32>> {
+        let id = TraceId([trace; 16]);
+        let filter = IndexFilter {
+            text,
+            trace_id: Some(&id),
+            ..IndexFilter::default()
+        };
+        index.candidates(&filter).unwrap()
+    }
+
+    #[test]
+    fn trace_ids_narrow_exactly() {
+        let traces = [Some(3), None, Some(9), Some(3), Some(3), Some(9)];
+        let index = LogIndex::open(&build(&traced_batch(&traces), 16 << 20).unwrap()).unwrap();
+        assert!(index.traces.is_some());
+        assert_eq!(trace_candidates(&index, 3, None), Some(vec![0, 3, 4]));
+        assert_eq!(trace_candidates(&index, 9, None), Some(vec![2, 5]));
+        assert_eq!(trace_candidates(&index, 1, None), Some(vec![]));
+        let slow = TextQuery::Term("slow".into());
+        assert_eq!(trace_candidates(&index, 3, Some(&slow)), Some(vec![0, 4]));
+        assert_eq!(trace_candidates(&index, 1, Some(&slow)), Some(vec![]));
+    }
+
+    /// Indexes written before the trace table kept trace ids as `trace_id` terms; they
+    /// still answer trace lookups.
+    #[test]
+    fn trace_terms_of_older_indexes_still_answer() {
+        let traces = [Some(3), None, Some(9), Some(3)];
+        let batch = traced_batch(&traces);
+        let (schema, fields) = schema();
+        let directory = RamDirectory::create();
+        let tokenizers = tantivy::tokenizer::TokenizerManager::default();
+        tokenizers.register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
+        let mut writer = tantivy::IndexBuilder::new()
+            .schema(schema)
+            .tokenizers(tokenizers)
+            .single_segment_index_writer(directory.clone(), 16 << 20)
+            .unwrap();
+        let body = string_column(&batch, log_col::BODY).unwrap();
+        for (row, trace) in traces.iter().enumerate() {
+            let mut doc = TantivyDocument::default();
+            doc.add_text(fields.body, body.value(row));
+            if let Some(n) = trace {
+                doc.add_text(fields.trace_id, TraceId([*n; 16]).to_string());
+            }
+            writer.add_document(doc).unwrap();
+        }
+        let index = writer.finalize().unwrap();
+        let index = LogIndex::open(&pack(&index, &directory, None).unwrap()).unwrap();
+        assert!(index.traces.is_none());
+        assert_eq!(trace_candidates(&index, 3, None), Some(vec![0, 3]));
+        let slow = TextQuery::Term("slow".into());
+        assert_eq!(trace_candidates(&index, 3, Some(&slow)), Some(vec![0]));
+        assert_eq!(trace_candidates(&index, 1, None), Some(vec![]));
     }
 
     #[test]
@@ -928,6 +1114,56 @@ mod tests {
                 }
                 None => prop_assert!(!exact),
             }
+        }
+    }
+
+    /// The definition the tokenizer's byte scanning must agree with: maximal runs of
+    /// alphanumeric characters, lowercased by `char::to_lowercase`.
+    fn reference_runs(text: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let mut current: Option<(usize, String)> = None;
+        for (offset, c) in text.char_indices() {
+            if c.is_alphanumeric() {
+                current
+                    .get_or_insert_with(|| (offset, String::new()))
+                    .1
+                    .push(c);
+            } else if let Some(run) = current.take() {
+                out.push(run);
+            }
+        }
+        out.extend(current);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn tokenizer_agrees_with_char_definition(text in "(\\PC|[a-zA-Z0-9 ,.=\\[\\]-]){0,60}") {
+            let runs: Vec<(usize, String)> = alnum_runs(&text).map(|(o, r)| (o, r.to_string())).collect();
+            let expected = reference_runs(&text);
+            prop_assert_eq!(&runs, &expected);
+            let mut tokenizer = LogTokenizer::default();
+            let mut stream = tokenizer.token_stream(&text);
+            let mut tokens = Vec::new();
+            while stream.advance() {
+                let token = stream.token();
+                tokens.push((token.position, token.offset_from, token.text.clone()));
+            }
+            let mut long_marked = false;
+            let expected: Vec<(usize, usize, String)> = expected
+                .iter()
+                .enumerate()
+                .filter_map(|(position, (offset, run))| match token_fate(run) {
+                    TokenFate::Indexed => Some((position, *offset, run.chars().flat_map(char::to_lowercase).collect())),
+                    TokenFate::TooLong if !long_marked => {
+                        long_marked = true;
+                        Some((position, *offset, LONG_TOKEN_MARK.to_string()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(tokens, expected);
         }
     }
 
