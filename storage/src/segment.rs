@@ -102,6 +102,12 @@ pub(crate) fn writer_properties(
             .set_column_dictionary_enabled(column("body"), false)
             .set_column_dictionary_enabled(column("trace_id"), false)
             .set_column_dictionary_enabled(column("span_id"), false)
+            // Rows are in (service, time) order, so a page's least and greatest body or
+            // id span almost everything: no read prunes on them, and keeping them cost
+            // a comparison of every value (trace ids go through the index's table).
+            .set_column_statistics_enabled(column("body"), EnabledStatistics::None)
+            .set_column_statistics_enabled(column("trace_id"), EnabledStatistics::None)
+            .set_column_statistics_enabled(column("span_id"), EnabledStatistics::None)
             .set_sorting_columns(sorting(&[2, 0])),
         // Small pages: a trace-id lookup reads the one page (per column) whose trace-id
         // range holds the id, found through the page index.
