@@ -1290,6 +1290,56 @@ mod tests {
         }
     }
 
+    /// Encoding in gathered chunks writes the rows of the one-batch sort, in its order,
+    /// and hands every row to the callback once, in that order.
+    #[test]
+    fn encoding_in_chunks_writes_the_sorted_rows() {
+        use crate::model::{LOGS_SCHEMA, LogRecord, log_col, logs_batch};
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let logs: Vec<LogRecord> = (0..50i64)
+            .map(|i| LogRecord {
+                service: ["b", "a", "c"][(i % 3) as usize].to_string(),
+                timestamp_ns: 100 - i,
+                body: format!("line {i}"),
+                ..LogRecord::default()
+            })
+            .collect();
+        let batches: Vec<RecordBatch> = logs.chunks(9).map(|c| logs_batch(c).unwrap()).collect();
+        let columns = [log_col::SERVICE, log_col::TIMESTAMP];
+        let sorted = sort_batches(&LOGS_SCHEMA, &batches, &columns).unwrap();
+        let order = sort_order(&batches, &columns).unwrap();
+        assert_eq!(order.distinct_leading, 3);
+        let properties = writer_properties(Table::Logs, 1, 1024, 0).unwrap();
+        let mut seen = Vec::new();
+        let bytes = encode_in_order(
+            &LOGS_SCHEMA,
+            &batches,
+            &order.rows,
+            properties,
+            7,
+            |chunk| {
+                assert!(chunk.num_rows() <= 7);
+                seen.push(chunk.clone());
+                Ok(())
+            },
+        )
+        .unwrap();
+        let seen = arrow::compute::concat_batches(&LOGS_SCHEMA, &seen).unwrap();
+        assert_eq!(seen, sorted);
+        let read: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        assert_eq!(read.column(log_col::BODY), sorted.column(log_col::BODY));
+        assert_eq!(
+            read.column(log_col::SERVICE),
+            sorted.column(log_col::SERVICE)
+        );
+    }
+
     #[test]
     fn selection_keeps_exactly_the_rows() {
         let offsets = vec![0..10, 10..20, 20..30];

@@ -959,6 +959,27 @@ mod tests {
         assert_eq!(trace_candidates(&index, 1, Some(&slow)), Some(vec![]));
     }
 
+    /// Rows added in several batches are numbered on from one batch to the next, in the
+    /// text postings and in the trace table alike.
+    #[test]
+    fn rows_number_on_across_batches() {
+        let traces = [Some(3), None, Some(9), Some(3), Some(3), Some(9), None];
+        let whole = traced_batch(&traces);
+        let mut builder = IndexBuilder::new(16 << 20).unwrap();
+        for (offset, length) in [(0, 2), (2, 0), (2, 4), (6, 1)] {
+            builder.add(&whole.slice(offset, length)).unwrap();
+        }
+        let index = LogIndex::open(&builder.finish().unwrap()).unwrap();
+        assert_eq!(trace_candidates(&index, 3, None), Some(vec![0, 3, 4]));
+        let slow = TextQuery::Term("slow".into());
+        assert_eq!(trace_candidates(&index, 3, Some(&slow)), Some(vec![0, 4]));
+        let filter = IndexFilter {
+            text: Some(&slow),
+            ..IndexFilter::default()
+        };
+        assert_eq!(index.candidates(&filter).unwrap(), Some(vec![0, 2, 4, 6]));
+    }
+
     /// Indexes written before the trace table kept trace ids as `trace_id` terms; they
     /// still answer trace lookups.
     #[test]
