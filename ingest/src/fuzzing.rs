@@ -99,7 +99,7 @@ pub fn otlp_logs(
     now_ns: i64,
 ) -> Result<(ExportLogsServiceRequest, Vec<LogRecord>, u64)> {
     let request: ExportLogsServiceRequest = decode(format(json), body)?;
-    let (records, rejections) = crate::otlp::logs::convert(&request, now_ns);
+    let (records, rejections) = crate::otlp::logs::convert(request.clone(), now_ns);
     Ok((request, records, rejections.count))
 }
 

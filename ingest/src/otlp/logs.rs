@@ -22,7 +22,7 @@ pub(crate) async fn export(
     tenant: &TenantId,
     request: ExportLogsServiceRequest,
 ) -> Result<ExportLogsServiceResponse> {
-    let (records, rejections) = convert(&request, now_ns());
+    let (records, rejections) = convert(request, now_ns());
     if records.is_empty() && rejections.count > 0 {
         return Err(Error::BadRequest(format!(
             "every log record was rejected: {}",
@@ -38,17 +38,18 @@ pub(crate) async fn export(
     })
 }
 
-/// Maps every log record of the request; invalid records are counted, not kept.
+/// Maps every log record of the request; invalid records are counted, not kept. Bodies
+/// and other strings move out of the request rather than being copied.
 pub(crate) fn convert(
-    request: &ExportLogsServiceRequest,
+    mut request: ExportLogsServiceRequest,
     now_ns: i64,
 ) -> (Vec<LogRecord>, Rejections) {
     let mut records = Vec::new();
     let mut rejections = Rejections::default();
-    for resource_logs in &request.resource_logs {
+    for resource_logs in &mut request.resource_logs {
         let origin = origin(resource_logs.resource.as_ref());
-        for scope_logs in &resource_logs.scope_logs {
-            for record in &scope_logs.log_records {
+        for scope_logs in &mut resource_logs.scope_logs {
+            for record in &mut scope_logs.log_records {
                 match convert_record(record, &origin, now_ns) {
                     Ok(mut converted) => {
                         insert_scope(&mut converted.attributes, scope_logs.scope.as_ref());
@@ -68,7 +69,7 @@ fn severity_text_of(number: i32) -> Option<String> {
 }
 
 fn convert_record(
-    record: &proto::otlp::LogRecord,
+    record: &mut proto::otlp::LogRecord,
     origin: &Origin,
     now_ns: i64,
 ) -> Result<LogRecord, String> {
@@ -88,11 +89,14 @@ fn convert_record(
     let mut attributes = Attributes::new();
     insert_attributes(&mut attributes, &record.attributes);
     if !record.event_name.is_empty() {
-        attributes.insert("event.name".to_string(), record.event_name.clone());
+        attributes.insert(
+            "event.name".to_string(),
+            std::mem::take(&mut record.event_name),
+        );
     }
-    let body = match record.body.as_ref().and_then(|body| body.value.as_ref()) {
+    let body = match record.body.as_mut().and_then(|body| body.value.as_mut()) {
         None => String::new(),
-        Some(any_value::Value::StringValue(text)) => text.clone(),
+        Some(any_value::Value::StringValue(text)) => std::mem::take(text),
         Some(_) => record.body.as_ref().map(value_text).unwrap_or_default(),
     };
 
@@ -106,7 +110,7 @@ fn convert_record(
         },
     };
 
-    let severity_text = Some(record.severity_text.clone())
+    let severity_text = Some(std::mem::take(&mut record.severity_text))
         .filter(|text| !text.is_empty())
         .or_else(|| severity_text_of(record.severity_number));
     let severity_number = match record.severity_number {
@@ -168,7 +172,7 @@ mod tests {
     fn time_falls_back_to_observed_and_severity_text_to_the_number() {
         let mut log = record(string("hello"));
         log.severity_number = 17;
-        let (records, _) = convert(&request(vec![log]), NOW);
+        let (records, _) = convert(request(vec![log]), NOW);
         let converted = &records[0];
         assert_eq!(
             (converted.timestamp_ns, converted.observed_ns),
@@ -179,7 +183,7 @@ mod tests {
         assert_eq!(converted.service, "unknown_service");
         let mut named = record(string("x"));
         named.severity_text = "warning".to_string();
-        let (records, _) = convert(&request(vec![named]), NOW);
+        let (records, _) = convert(request(vec![named]), NOW);
         assert_eq!(
             (
                 records[0].severity_text.as_deref(),
@@ -206,7 +210,7 @@ mod tests {
         };
         let mut event = record(body);
         event.event_name = "browser.page_view".to_string();
-        let (records, _) = convert(&request(vec![event]), NOW);
+        let (records, _) = convert(request(vec![event]), NOW);
         let parsed: serde_json::Value = serde_json::from_str(&records[0].body).unwrap_or_default();
         assert_eq!(parsed, serde_json::json!({"url": "https://x", "type": 0}));
         assert_eq!(records[0].attributes["event.name"], "browser.page_view");
@@ -224,7 +228,7 @@ mod tests {
         let text = record(string(
             "INFO [app,0af7651916cd43dd8448eb211c80319c,b7ad6b7169203331] paid",
         ));
-        let (records, _) = convert(&request(vec![field, attribute, text]), NOW);
+        let (records, _) = convert(request(vec![field, attribute, text]), NOW);
         assert_eq!(records[0].trace_id, Some(TraceId([0x11; 16])));
         assert_eq!(records[0].span_id, Some(SpanId([0x22; 8])));
         let expected: TraceId = "0af7651916cd43dd8448eb211c80319c"
@@ -239,7 +243,7 @@ mod tests {
     fn future_records_are_rejected() {
         let mut future = record(string("late"));
         future.time_unix_nano = u64::MAX;
-        let (records, rejections) = convert(&request(vec![future, record(string("ok"))]), NOW);
+        let (records, rejections) = convert(request(vec![future, record(string("ok"))]), NOW);
         assert_eq!((records.len(), rejections.count), (1, 1));
     }
 }
