@@ -409,7 +409,7 @@ impl Storage {
     ///
     /// Cold segments are read first, then the memtables. In a segment with a run index
     /// only the runs of the wanted series in the row groups (time windows) of the range
-    /// are read ([`segment::plan_sample_read`]); an older segment's row groups are pruned
+    /// are read (`segment::plan_sample_read`); an older segment's row groups are pruned
     /// on their id and time statistics and each series' run cut to the time range. Rows
     /// are appended per series, so no global sort is needed; only a series whose sources
     /// overlap in time is sorted. Returns `None` as soon as more than `limit` samples

@@ -9,10 +9,12 @@
 //! Indexed: `body` (doc ids and positions, no norms, nothing stored), `service` and
 //! `severity` as raw terms. Trace ids are not terms: the pack holds a table of rows by
 //! trace id beside the tantivy files ([`crate::trace_rows`]); indexes written before it
-//! hold them as `trace_id` terms, and still answer through those. Tokens that are mostly noise — hex runs of
-//! 16+ digits (trace and span ids, which have their own column), decimal runs of 9+
-//! digits — are dropped; a token longer than 255 bytes marks its document with a
-//! catch-all term instead, so substring queries stay exact.
+//! hold them as `trace_id` terms, and still answer through those.
+//!
+//! Tokens that are mostly noise — hex runs of 16+ digits (trace and span ids, which have
+//! their own column), decimal runs of 9+ digits — are dropped; a token longer than 255
+//! bytes marks its document with a catch-all term instead, so substring queries stay
+//! exact.
 //!
 //! A body token's position is the ordinal of its alphanumeric run in the body, dropped
 //! runs included, so a phrase query on positions means exactly what
@@ -43,7 +45,7 @@ const TOKENIZER: &str = "sightline_log";
 const LONG_TOKEN_MARK: &str = "\u{1}long";
 const MAX_TOKEN_LEN: usize = 255;
 const PACK_MAGIC: &[u8; 8] = b"SLTIDX01";
-/// The pack entry holding the trace table ([`trace_rows`]) rather than a tantivy file.
+/// The pack entry holding the trace table ([`crate::trace_rows`]), not a tantivy file.
 const TRACE_ROWS_FILE: &str = "sightline.trace_rows";
 
 /// A text predicate over log bodies. [`TextQuery::matches`] is its exact meaning; the
