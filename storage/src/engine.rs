@@ -287,13 +287,6 @@ impl Storage {
     pub async fn append_metrics(&self, tenant: &TenantId, write: &MetricsWrite) -> Result<()> {
         let sample_count = write.sample_count() as u64;
         self.admit(sample_count * SAMPLE_BYTES)?;
-        for series in &write.series {
-            if series.labels.metric_name().is_empty() {
-                return Err(Error::InvalidWrite(
-                    "a series has no __name__ label".to_string(),
-                ));
-            }
-        }
         let catalog = self.catalog(tenant);
         let _gate = self.gate.read().await;
         let mut record = MetricsRecord {
@@ -588,6 +581,16 @@ fn resolve_series<'a>(
                 }
             }
         }
+    }
+    // A series already in the index was checked when it was created: only new label
+    // sets need a metric name.
+    if missing
+        .iter()
+        .any(|i| write.series[*i].labels.metric_name().is_empty())
+    {
+        return Err(Error::InvalidWrite(
+            "a series has no __name__ label".to_string(),
+        ));
     }
     if !missing.is_empty() {
         let mut index = write_lock(&catalog.series);

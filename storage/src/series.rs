@@ -5,6 +5,8 @@
 //! `series_index::SeriesIndex`; it finds an incoming label set by hashing its canonical
 //! bytes ([`Labels`] fingerprint, xxh3_128; a hit needs no label comparison).
 
+use std::sync::OnceLock;
+
 use regex::Regex;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -19,8 +21,47 @@ use crate::{Error, Result};
 pub const METRIC_NAME_LABEL: &str = "__name__";
 
 /// A metric's label set: sorted by name, names unique, no empty values, `__name__` included.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Vec<(String, String)>);
+///
+/// It remembers its [`Labels::fingerprint`] once computed: a label set that a receiver
+/// keeps between requests (the remote_write label cache) is hashed once, not on every
+/// write. Equality, order and hashing look at the pairs only.
+#[derive(Clone, Default)]
+pub struct Labels {
+    pairs: Vec<(String, String)>,
+    fingerprint: OnceLock<u128>,
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs == other.pairs
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.pairs.cmp(&other.pairs)
+    }
+}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.pairs.hash(state);
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Labels").field(&self.pairs).finish()
+    }
+}
 
 impl Labels {
     /// Builds a label set, sorting it and dropping empty values (as Prometheus does).
@@ -41,7 +82,7 @@ impl Labels {
         if pairs.iter().any(|(name, _)| name.is_empty()) {
             return Err(Error::InvalidWrite("empty label name".to_string()));
         }
-        Ok(Labels(pairs))
+        Ok(Labels::wrap(pairs))
     }
 
     /// Builds a label set from `name` and other labels.
@@ -52,12 +93,19 @@ impl Labels {
         Labels::new(pairs)
     }
 
+    fn wrap(pairs: Vec<(String, String)>) -> Self {
+        Labels {
+            pairs,
+            fingerprint: OnceLock::new(),
+        }
+    }
+
     /// Returns the value of a label, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| self.pairs[i].1.as_str())
     }
 
     /// Returns the metric name (`__name__`), or "" when absent.
@@ -67,17 +115,17 @@ impl Labels {
 
     /// Iterates over `(name, value)` pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// Returns the number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.pairs.len()
     }
 
     /// Returns true for the empty label set.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs.is_empty()
     }
 
     /// Wraps pairs that are already a valid label set (sorted, unique names, no empty values).
@@ -86,12 +134,12 @@ impl Labels {
             pairs.is_sorted_by(|a, b| a.0 < b.0),
             "label names sorted and unique"
         );
-        Labels(pairs)
+        Labels::wrap(pairs)
     }
 
     /// Returns the `(name, value)` pairs, sorted by name.
     pub fn into_pairs(self) -> Vec<(String, String)> {
-        self.0
+        self.pairs
     }
 
     /// Returns the labels other than `__name__`, as an attribute map.
@@ -104,11 +152,16 @@ impl Labels {
 
     /// A 128-bit hash of the canonical label bytes. At 2^-128 per pair a collision is
     /// not a practical concern (PERF-NOTES §4), so a hit needs no label comparison.
-    pub(crate) fn fingerprint(&self) -> u128 {
+    /// Computed on first use and remembered.
+    pub fn fingerprint(&self) -> u128 {
+        *self.fingerprint.get_or_init(|| self.compute_fingerprint())
+    }
+
+    fn compute_fingerprint(&self) -> u128 {
         FINGERPRINT_BUFFER.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
             buffer.clear();
-            for (name, value) in &self.0 {
+            for (name, value) in &self.pairs {
                 buffer.extend_from_slice(name.as_bytes());
                 buffer.push(0xff);
                 buffer.extend_from_slice(value.as_bytes());
@@ -219,5 +272,29 @@ mod tests {
     fn empty_values_are_dropped_and_duplicates_rejected() {
         assert_eq!(labels(&[("a", ""), ("b", "1")]).len(), 1);
         assert!(Labels::new(vec![("a".into(), "1".into()), ("a".into(), "2".into())]).is_err());
+    }
+
+    #[test]
+    fn a_remembered_fingerprint_changes_nothing_but_its_cost() {
+        use std::hash::BuildHasher;
+        let hashed = labels(&[("__name__", "up"), ("job", "api")]);
+        let fingerprint = hashed.fingerprint();
+        let fresh = labels(&[("job", "api"), ("__name__", "up")]);
+        // Equality, order and hashing ignore whether the fingerprint was computed.
+        assert_eq!(hashed, fresh);
+        assert_eq!(hashed.cmp(&fresh), std::cmp::Ordering::Equal);
+        let state = std::collections::hash_map::RandomState::new();
+        assert_eq!(state.hash_one(&hashed), state.hash_one(&fresh));
+        assert_eq!(format!("{hashed:?}"), format!("{fresh:?}"));
+        // The remembered value is the one a fresh label set computes, and survives clones.
+        assert_eq!(fresh.fingerprint(), fingerprint);
+        assert_eq!(hashed.clone().fingerprint(), fingerprint);
+        assert_eq!(hashed.compute_fingerprint(), fingerprint);
+        // Different label sets differ, also in the canonical encoding's separators.
+        assert_ne!(
+            labels(&[("a", "bc")]).fingerprint(),
+            labels(&[("ab", "c")]).fingerprint()
+        );
+        assert_ne!(labels(&[("__name__", "up")]).fingerprint(), fingerprint);
     }
 }

@@ -67,18 +67,9 @@ impl Hasher for PassThrough {
     }
 }
 
-/// A cached label set and the hash a request uses to group its series.
-#[derive(Debug)]
-pub(crate) struct Cached {
-    /// The validated label set.
-    pub labels: Labels,
-    /// xxh3-64 of its canonical bytes (see `convert::Builder`).
-    pub hash: u64,
-}
-
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<u128, Cached, BuildHasherDefault<PassThrough>>,
+    entries: HashMap<u128, Labels, BuildHasherDefault<PassThrough>>,
     /// Lookups that missed and that hit since the last reset.
     misses: usize,
     hits: usize,
@@ -103,7 +94,7 @@ impl Shard {
 
     /// Empties the shard for a new cycle and picks its mode from the cycle's hit rate
     /// (a shard too small to hold a sample never samples).
-    fn reset(&mut self, capacity: usize) -> HashMap<u128, Cached, BuildHasherDefault<PassThrough>> {
+    fn reset(&mut self, capacity: usize) -> HashMap<u128, Labels, BuildHasherDefault<PassThrough>> {
         if self.sampling {
             self.sampling = self.hits < self.misses;
         } else if capacity >= SAMPLE as usize {
@@ -144,7 +135,7 @@ impl LabelCache {
     }
 
     /// Takes the label set stored under `key` out of the cache.
-    pub(crate) fn take(&self, key: u128) -> Option<Cached> {
+    pub(crate) fn take(&self, key: u128) -> Option<Labels> {
         let mut shard = self.shard(key);
         if !shard.keeps(key) {
             return None;
@@ -167,7 +158,7 @@ impl LabelCache {
 
     /// Puts a label set (back) under `key`, unless the shard is full or does not keep
     /// the key. What it drops is freed outside the lock.
-    pub(crate) fn put(&self, key: u128, cached: Cached) {
+    pub(crate) fn put(&self, key: u128, cached: Labels) {
         let mut shard = self.shard(key);
         if !shard.keeps(key) {
             drop(shard);
@@ -217,11 +208,8 @@ impl LabelCache {
 mod tests {
     use super::*;
 
-    fn cached(name: &str) -> Cached {
-        Cached {
-            labels: Labels::new(vec![("__name__".to_string(), name.to_string())]).unwrap(),
-            hash: 1,
-        }
+    fn cached(name: &str) -> Labels {
+        Labels::new(vec![("__name__".to_string(), name.to_string())]).unwrap()
     }
 
     #[test]
@@ -230,7 +218,7 @@ mod tests {
         assert!(cache.take(7).is_none());
         cache.put(7, cached("up"));
         let taken = cache.take(7).unwrap();
-        assert_eq!(taken.labels.metric_name(), "up");
+        assert_eq!(taken.metric_name(), "up");
         assert!(cache.take(7).is_none(), "lent out, so absent");
         cache.put(7, taken);
         assert_eq!(cache.len(), 1);
@@ -246,7 +234,7 @@ mod tests {
         assert!(cache.take(3).is_none());
         cache.put(2, cached("b"));
         assert_eq!(cache.len(), 1, "reset after a miss, then b is kept");
-        assert_eq!(cache.take(2).unwrap().labels.metric_name(), "b");
+        assert_eq!(cache.take(2).unwrap().metric_name(), "b");
     }
 
     /// Writes `keys` through the cache as the receiver does (take, else build; put back)

@@ -13,7 +13,7 @@ use storage::metrics::{Exemplar, MetricMetadata, MetricType, MetricsWrite, Sampl
 use storage::model::Attributes;
 use storage::series::{Labels, METRIC_NAME_LABEL};
 
-use super::cache::{Cached, LabelCache, PassThrough};
+use super::cache::{LabelCache, PassThrough};
 use super::decode::{WireFields, decode_message};
 use super::wire::{self, Fields, RECURSION_LIMIT, SeriesV1, WireError};
 use crate::{Config, Error, Result};
@@ -60,8 +60,8 @@ pub(crate) struct Converted {
     /// Native histogram samples skipped (not supported yet).
     pub skipped_histograms: usize,
     /// Label sets to give (back) to the cache once the write is stored:
-    /// (position in `write.series`, cache key, grouping hash).
-    pub cached: Vec<(usize, u128, u64)>,
+    /// (position in `write.series`, cache key).
+    pub cached: Vec<(usize, u128)>,
 }
 
 /// Accumulates series, grouping repeated label sets without cloning them.
@@ -72,8 +72,6 @@ struct Builder {
     first_by_hash: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
     /// Per series, the next series with the same hash (`usize::MAX` ends the chain).
     next_same_hash: Vec<usize>,
-    /// Scratch for the canonical bytes of a label set.
-    key: Vec<u8>,
 }
 
 impl Builder {
@@ -83,7 +81,6 @@ impl Builder {
             converted: Converted::default(),
             first_by_hash: HashMap::default(),
             next_same_hash: Vec::new(),
-            key: Vec::new(),
         }
     }
 
@@ -114,16 +111,10 @@ impl Builder {
         Ok(())
     }
 
-    /// xxh3-64 of the canonical bytes of a label set: groups a request's series.
-    fn canonical_hash(&mut self, labels: &Labels) -> u64 {
-        self.key.clear();
-        for (name, value) in labels.iter() {
-            self.key.extend_from_slice(name.as_bytes());
-            self.key.push(0xff);
-            self.key.extend_from_slice(value.as_bytes());
-            self.key.push(0xfe);
-        }
-        xxhash_rust::xxh3::xxh3_64(&self.key)
+    /// The low half of the label set's fingerprint (remembered by the label set, so a
+    /// cached one is not hashed again): groups a request's series.
+    fn canonical_hash(&self, labels: &Labels) -> u64 {
+        labels.fingerprint() as u64
     }
 
     /// Adds samples and exemplars to the series with `labels`, creating it if new.
@@ -394,7 +385,10 @@ impl Builder {
             _ => None,
         };
         let (labels, hash) = match lent {
-            Some(cached) => (cached.labels, cached.hash),
+            Some(labels) => {
+                let hash = self.canonical_hash(&labels);
+                (labels, hash)
+            }
             None => {
                 // Not cached: the labels are read (and checked) only now.
                 series.parse_labels().map_err(|e| {
@@ -437,7 +431,7 @@ impl Builder {
         if let (Some(position), Some(key)) =
             (self.push_hashed(labels, hash, samples, exemplars), key)
         {
-            self.converted.cached.push((position, key, hash));
+            self.converted.cached.push((position, key));
         }
         Ok(())
     }
@@ -579,10 +573,9 @@ pub(crate) fn convert_v2(body: &[u8], limits: Limits) -> Result<Converted> {
 
 /// Gives the label sets a conversion took from (or built for) `cache` back to it.
 pub(crate) fn give_back(cache: &LabelCache, converted: &mut Converted) {
-    for (position, key, hash) in converted.cached.drain(..) {
+    for (position, key) in converted.cached.drain(..) {
         if let Some(series) = converted.write.series.get_mut(position) {
-            let labels = std::mem::take(&mut series.labels);
-            cache.put(key, Cached { labels, hash });
+            cache.put(key, std::mem::take(&mut series.labels));
         }
     }
 }
