@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
     ArrayRef, FixedSizeBinaryBuilder, Float64Array, Int32Array, Int64Array, MapBuilder,
-    RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt64Array,
+    RecordBatch, StringBuilder, TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use proto::{SpanId, TraceId};
@@ -222,8 +222,38 @@ pub struct SpanRecord {
     pub links: Option<String>,
 }
 
-fn map_column<'a>(maps: impl Iterator<Item = &'a Attributes>) -> Result<ArrayRef> {
-    let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+/// A string column built in buffers of its exact final size. Arrow's builders grow by
+/// doubling: they copy the bytes at each step and leave up to half of the last buffer
+/// unused, and a memtable keeps these buffers until its flush.
+fn string_column<'a>(values: impl Iterator<Item = Option<&'a str>> + Clone) -> ArrayRef {
+    let (rows, bytes) = values.clone().fold((0, 0), |(rows, bytes), v| {
+        (rows + 1, bytes + v.map_or(0, str::len))
+    });
+    let mut builder = StringBuilder::with_capacity(rows, bytes);
+    for value in values {
+        builder.append_option(value);
+    }
+    Arc::new(builder.finish())
+}
+
+/// An attribute map column, its buffers sized exactly as [`string_column`]'s are.
+fn map_column<'a>(maps: impl Iterator<Item = &'a Attributes> + Clone) -> Result<ArrayRef> {
+    let (rows, entries, key_bytes, value_bytes) =
+        maps.clone()
+            .fold((0, 0, 0, 0), |(rows, entries, keys, values), map| {
+                (
+                    rows + 1,
+                    entries + map.len(),
+                    keys + map.keys().map(String::len).sum::<usize>(),
+                    values + map.values().map(String::len).sum::<usize>(),
+                )
+            });
+    let mut builder = MapBuilder::with_capacity(
+        None,
+        StringBuilder::with_capacity(entries, key_bytes),
+        StringBuilder::with_capacity(entries, value_bytes),
+        rows,
+    );
     for map in maps {
         for (key, value) in map {
             builder.keys().append_value(key);
@@ -261,21 +291,13 @@ pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         timestamps(records.iter().map(|r| r.timestamp_ns)),
         timestamps(records.iter().map(|r| r.observed_ns)),
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.service),
-        )),
-        Arc::new(StringArray::from_iter(
-            records.iter().map(|r| r.instance.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(
-            records.iter().map(|r| r.severity_text.as_deref()),
-        )),
+        string_column(records.iter().map(|r| Some(r.service.as_str()))),
+        string_column(records.iter().map(|r| r.instance.as_deref())),
+        string_column(records.iter().map(|r| r.severity_text.as_deref())),
         Arc::new(Int32Array::from_iter_values(
             records.iter().map(|r| r.severity_number),
         )),
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.body),
-        )),
+        string_column(records.iter().map(|r| Some(r.body.as_str()))),
         fixed_column(
             records.iter().map(|r| r.trace_id.map(|id| id.0)),
             records.len(),
@@ -300,18 +322,10 @@ pub fn spans_batch(records: &[SpanRecord]) -> Result<RecordBatch> {
             records.iter().map(|r| r.parent_span_id.map(|id| id.0)),
             records.len(),
         )?,
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.service),
-        )),
-        Arc::new(StringArray::from_iter(
-            records.iter().map(|r| r.instance.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.name),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            records.iter().map(|r| &r.kind),
-        )),
+        string_column(records.iter().map(|r| Some(r.service.as_str()))),
+        string_column(records.iter().map(|r| r.instance.as_deref())),
+        string_column(records.iter().map(|r| Some(r.name.as_str()))),
+        string_column(records.iter().map(|r| Some(r.kind.as_str()))),
         timestamps(records.iter().map(|r| r.start_ns)),
         Arc::new(Int64Array::from_iter_values(
             records.iter().map(|r| r.duration_ns),
@@ -319,20 +333,12 @@ pub fn spans_batch(records: &[SpanRecord]) -> Result<RecordBatch> {
         Arc::new(Int32Array::from_iter_values(
             records.iter().map(|r| r.status_code),
         )),
-        Arc::new(StringArray::from_iter(
-            records.iter().map(|r| r.status_message.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(
-            records.iter().map(|r| r.peer_service.as_deref()),
-        )),
+        string_column(records.iter().map(|r| r.status_message.as_deref())),
+        string_column(records.iter().map(|r| r.peer_service.as_deref())),
         map_column(records.iter().map(|r| &r.attributes))?,
         map_column(records.iter().map(|r| &r.resource))?,
-        Arc::new(StringArray::from_iter(
-            records.iter().map(|r| r.events.as_deref()),
-        )),
-        Arc::new(StringArray::from_iter(
-            records.iter().map(|r| r.links.as_deref()),
-        )),
+        string_column(records.iter().map(|r| r.events.as_deref())),
+        string_column(records.iter().map(|r| r.links.as_deref())),
     ];
     RecordBatch::try_new(SPANS_SCHEMA.clone(), columns)
         .map_err(|e| Error::arrow("building spans batch", e))
@@ -353,4 +359,66 @@ pub(crate) fn samples_batch(
         ],
     )
     .map_err(|e| Error::arrow("building samples batch", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+
+    use super::*;
+
+    fn record(i: usize) -> LogRecord {
+        LogRecord {
+            timestamp_ns: i as i64,
+            service: format!("svc-{}", i % 3),
+            instance: i.is_multiple_of(2).then(|| format!("pod-{i}")),
+            severity_text: None,
+            body: "x".repeat(200 + i % 50),
+            attributes: (0..i % 4)
+                .map(|k| (format!("key{k}"), format!("value {i}")))
+                .collect(),
+            ..LogRecord::default()
+        }
+    }
+
+    #[test]
+    fn log_columns_hold_the_records_in_buffers_of_their_exact_size() {
+        let records: Vec<LogRecord> = (0..1000).map(record).collect();
+        let batch = logs_batch(&records).unwrap();
+        check_schema(&batch, &LOGS_SCHEMA, "logs").unwrap();
+
+        let body = batch.column(log_col::BODY).as_string::<i32>();
+        let instance = batch.column(3).as_string::<i32>();
+        let severity = batch.column(log_col::SEVERITY_TEXT).as_string::<i32>();
+        let attributes = batch.column(9).as_map();
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(body.value(i), r.body);
+            assert_eq!(instance.is_valid(i), r.instance.is_some());
+            if let Some(expected) = &r.instance {
+                assert_eq!(instance.value(i), expected);
+            }
+            let entries = attributes.value(i);
+            let keys = entries.column(0).as_string::<i32>();
+            let values = entries.column(1).as_string::<i32>();
+            let got: Attributes = (0..entries.len())
+                .map(|e| (keys.value(e).to_string(), values.value(e).to_string()))
+                .collect();
+            assert_eq!(got, r.attributes);
+        }
+        assert_eq!(severity.null_count(), records.len());
+        assert_eq!(body.null_count(), 0);
+        assert!(
+            body.nulls().is_none(),
+            "no validity buffer for a column without nulls"
+        );
+
+        // The body bytes' buffer is allocated once, at its final size (rounded up to
+        // arrow's 64-byte alignment), not grown by doubling.
+        let bytes: usize = records.iter().map(|r| r.body.len()).sum();
+        let capacity = body.to_data().buffers()[1].capacity();
+        assert!(
+            (bytes..bytes + 64).contains(&capacity),
+            "{capacity} bytes held for {bytes}"
+        );
+    }
 }
