@@ -12,7 +12,8 @@
 //! Run: `LOG_BENCH_LINES=10000000 cargo bench --bench log_search` (default 1 M lines;
 //! `LOG_BENCH_FLUSH_LINES`, default 2 M, lines per flushed segment; `LOG_BENCH_ONLY`, a
 //! substring of the case names to run, e.g. `rare` while profiling; `LOG_BENCH_RUNS`,
-//! default 5, page runs per case).
+//! default 5, page runs per case; `LOG_BENCH_BLOCK_ROWS`, `storage.log_index_block_rows`,
+//! default 64).
 
 use std::io::Write;
 use std::process::Command;
@@ -85,10 +86,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let config = Config {
+        log_index_block_rows: std::env::var("LOG_BENCH_BLOCK_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Config::default().log_index_block_rows),
+        ..Config::default()
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let raw_path = dir.path().join("raw.log");
     let storage: Arc<Storage> = runtime
-        .block_on(Storage::open(Config::default(), &dir.path().join("data")))
+        .block_on(Storage::open(config, &dir.path().join("data")))
         .expect("open storage");
     let tenant = TenantId::default();
     let mut out = std::io::stdout();

@@ -48,6 +48,12 @@ pub struct Config {
     pub spans_retention: HumanDuration,
     /// Memory budget of the tantivy writer that indexes one log segment.
     pub log_index_memory: ByteSize,
+    /// Log rows per full-text index document, 1 to 64. Above 1, a document holds each
+    /// distinct word of a block of one service's rows once: indexing takes about half
+    /// the CPU and a fifth of the space, and every hit is confirmed on the log bodies.
+    /// 1 indexes each row with word positions, so whole-word terms and phrases are
+    /// answered and counted from the index alone.
+    pub log_index_block_rows: usize,
     /// Most metric series one tenant may have; a write that would create more is
     /// refused whole (400). `0` means no limit.
     pub max_series_per_tenant: u64,
@@ -81,6 +87,7 @@ impl Default for Config {
             logs_retention: HumanDuration::secs(7 * 86_400),
             spans_retention: HumanDuration::secs(7 * 86_400),
             log_index_memory: ByteSize::mib(64),
+            log_index_block_rows: 64,
             max_series_per_tenant: 2_000_000,
             catalog: crate::CatalogConfig::default(),
             s3: S3Config::default(),
@@ -136,6 +143,13 @@ impl Config {
         if self.compaction_min_segments < 2 {
             return invalid("storage.compaction_min_segments must be at least 2".to_string());
         }
+        if !(1..=crate::textindex::MAX_BLOCK_ROWS).contains(&self.log_index_block_rows) {
+            return invalid(format!(
+                "storage.log_index_block_rows must be 1 to {}, not {}",
+                crate::textindex::MAX_BLOCK_ROWS,
+                self.log_index_block_rows
+            ));
+        }
         if self.log_index_memory < ByteSize::mib(16) {
             return invalid("storage.log_index_memory must be at least 16MiB".to_string());
         }
@@ -182,5 +196,24 @@ mod tests {
                 .to_string()
                 .contains("memory_limit")
         );
+    }
+
+    #[test]
+    fn log_index_block_rows_are_checked() {
+        for rows in [0, 65] {
+            let config = Config {
+                log_index_block_rows: rows,
+                ..Config::default()
+            };
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains("log_index_block_rows"), "{message}");
+        }
+        for rows in [1, 64] {
+            let config = Config {
+                log_index_block_rows: rows,
+                ..Config::default()
+            };
+            config.validate().unwrap();
+        }
     }
 }

@@ -441,7 +441,10 @@ pub(crate) fn encode_logs(
 ) -> Result<EncodedSegment> {
     let order = segment::sort_order(batches, &[log_col::SERVICE, log_col::TIMESTAMP])?;
     let properties = segment::writer_properties(Table::Logs, level, config.row_group_rows, 0)?;
-    let mut index = textindex::IndexBuilder::new(config.log_index_memory.bytes() as usize)?;
+    let mut index = textindex::IndexBuilder::new(
+        config.log_index_memory.bytes() as usize,
+        config.log_index_block_rows,
+    )?;
     let mut bounds = TimeBounds::default();
     let parquet = segment::encode_in_order(
         &LOGS_SCHEMA,

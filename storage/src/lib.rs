@@ -20,6 +20,7 @@
 //! only then trims the WAL. After a crash, replay rebuilds the memtables; a torn tail
 //! is truncated with a warning.
 
+mod block_words;
 mod cache;
 mod catalog;
 mod catalog_config;

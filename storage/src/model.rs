@@ -122,7 +122,6 @@ pub static SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub(crate) mod log_col {
     pub const TIMESTAMP: usize = 0;
     pub const SERVICE: usize = 2;
-    pub const SEVERITY_TEXT: usize = 4;
     pub const BODY: usize = 6;
     pub const TRACE_ID: usize = 7;
 }
@@ -389,7 +388,7 @@ mod tests {
 
         let body = batch.column(log_col::BODY).as_string::<i32>();
         let instance = batch.column(3).as_string::<i32>();
-        let severity = batch.column(log_col::SEVERITY_TEXT).as_string::<i32>();
+        let severity = batch.column(4).as_string::<i32>();
         let attributes = batch.column(9).as_map();
         for (i, r) in records.iter().enumerate() {
             assert_eq!(body.value(i), r.body);

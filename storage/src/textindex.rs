@@ -1,27 +1,36 @@
 //! The full-text index of one log segment (tantivy), built alongside the Parquet file
-//! from the same sorted rows in the same order, so a document id *is* a Parquet row
-//! number.
+//! from the same sorted rows in the same order.
 //!
-//! The index is a candidate filter: it may return rows that do not match (it lowercases
-//! and drops id-like tokens), never miss one that does. Every hit is confirmed against
-//! the body read from Parquet with [`TextQuery::matches`].
+//! The index is a candidate filter: it may return rows that do not match, never miss one
+//! that does. Every hit is confirmed against the body read from Parquet with
+//! [`TextQuery::matches`].
 //!
-//! Indexed: `body` (doc ids and positions, no norms, nothing stored), `service` and
-//! `severity` as raw terms. Trace ids are not terms: the pack holds a table of rows by
-//! trace id beside the tantivy files ([`crate::trace_rows`]); indexes written before it
-//! hold them as `trace_id` terms, and still answer through those.
+//! A document is a *block*: up to [`MAX_BLOCK_ROWS`] consecutive rows of one service (rows
+//! are sorted by service, then time). It holds each distinct word of the block's bodies
+//! once (doc ids only: no frequencies, positions or norms; nothing stored) and the
+//! service as a raw term. A table of each block's first row travels in the pack, so a
+//! matching block becomes its rows. Log lines repeat their date, level, logger, thread
+//! and message template from one line to the next, so a block holds a fraction of its
+//! rows' words, and indexing costs that fraction of a document per row. The price is
+//! on the read side: a term narrows to blocks, not rows, and is confirmed on the bodies.
+//! A service filter stays exact, since no block spans two services.
 //!
-//! Tokens that are mostly noise — hex runs of 16+ digits (trace and span ids, which have
-//! their own column), decimal runs of 9+ digits — are dropped; a token longer than 255
-//! bytes marks its document with a catch-all term instead, so substring queries stay
+//! Trace ids are not terms: the pack holds a table of rows by trace id beside the
+//! tantivy files ([`crate::trace_rows`]), exact to the row.
+//!
+//! Words that are mostly noise — hex runs of 16+ digits (trace and span ids, which have
+//! their own column), decimal runs of 9+ digits — are dropped; a word longer than 255
+//! bytes marks its block with a catch-all term instead, so substring queries stay
 //! exact.
 //!
-//! A body token's position is the ordinal of its alphanumeric run in the body, dropped
-//! runs included, so a phrase query on positions means exactly what
-//! [`TextQuery::Phrase`] means on the text: the index answers whole-word phrases without
-//! reading a body. Indexes written before positions were recorded still open; there a
-//! phrase narrows to the rows holding every word and is confirmed on the body.
+//! Indexes written before blocks have a document per row, with positions: a body
+//! token's position is the ordinal of its alphanumeric run in the body, dropped runs
+//! included, so there a phrase query on positions means exactly what
+//! [`TextQuery::Phrase`] means on the text, and whole-word terms and phrases are answered
+//! without reading a body. Those indexes still open and answer; the oldest of them hold
+//! trace ids as `trace_id` terms, and no positions.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, FixedSizeBinaryArray, RecordBatch, StringArray};
@@ -37,16 +46,26 @@ use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextO
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{Directory, Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument, Term};
 
+use crate::block_words::BlockWords;
 use crate::model::log_col;
 use crate::trace_rows::{TraceRows, TraceRowsBuilder};
 use crate::{Error, Result};
 
+/// The tokenizer of row-level indexes (one document per row, with positions).
 const TOKENIZER: &str = "sightline_log";
+/// The tokenizer of block documents: the block's distinct words, space-separated.
+const WORDS_TOKENIZER: &str = "sightline_words";
+/// Rows per block document at most (`storage.log_index_block_rows` may ask for fewer). A
+/// block never spans two services.
+pub(crate) const MAX_BLOCK_ROWS: usize = 64;
 const LONG_TOKEN_MARK: &str = "\u{1}long";
 const MAX_TOKEN_LEN: usize = 255;
 const PACK_MAGIC: &[u8; 8] = b"SLTIDX01";
 /// The pack entry holding the trace table ([`crate::trace_rows`]), not a tantivy file.
 const TRACE_ROWS_FILE: &str = "sightline.trace_rows";
+/// The pack entry holding the first row of each block document, then the row count (all
+/// `u32`, little-endian). Indexes without it have a document per row.
+const BLOCKS_FILE: &str = "sightline.blocks";
 
 /// A text predicate over log bodies. [`TextQuery::matches`] is its exact meaning; the
 /// index only narrows the rows to check.
@@ -82,18 +101,21 @@ impl TextQuery {
         match self {
             TextQuery::Contains(needle) => body.contains(needle.as_str()),
             TextQuery::Term(word) => {
-                let word = word.to_lowercase();
+                let word = lowercase(word);
+                if body.is_ascii() && is_ascii_word(&word) {
+                    return find_ascii_word(body.as_bytes(), word.as_bytes(), 0).is_some();
+                }
                 alnum_runs(body).any(|(_, run)| same_word(run, &word))
             }
             TextQuery::Prefix(prefix) => {
-                let prefix = prefix.to_lowercase();
+                let prefix = lowercase(prefix);
                 alnum_runs(body).any(|(_, run)| {
                     if run.is_ascii() && prefix.is_ascii() {
                         run.len() >= prefix.len()
                             && run.as_bytes()[..prefix.len()]
                                 .eq_ignore_ascii_case(prefix.as_bytes())
                     } else {
-                        run.to_lowercase().starts_with(&prefix)
+                        run.to_lowercase().starts_with(prefix.as_ref())
                     }
                 })
             }
@@ -104,7 +126,10 @@ impl TextQuery {
                 if words.is_empty() {
                     return true;
                 }
-                let words: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+                let words: Vec<Cow<'_, str>> = words.iter().map(|w| lowercase(w)).collect();
+                if body.is_ascii() && words.iter().all(|w| is_ascii_word(w)) {
+                    return find_ascii_phrase(body, &words);
+                }
                 let runs: Vec<&str> = alnum_runs(body).map(|(_, r)| r).collect();
                 runs.windows(words.len()).any(|window| {
                     window
@@ -124,6 +149,61 @@ impl TextQuery {
             }
         }
     }
+}
+
+/// `text` lowercased, borrowed when it already is (the usual query word).
+fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.to_lowercase())
+    }
+}
+
+/// True when `word` is one whole ASCII alphanumeric run.
+fn is_ascii_word(word: &str) -> bool {
+    !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Where the first whole-word occurrence of `lower` (an ASCII word, lowercase) starts in
+/// the ASCII text `body` at or after byte `from`, ignoring case.
+///
+/// On ASCII text, a whole-word occurrence (no alphanumeric byte on either side) is
+/// exactly a maximal alphanumeric run equal to the word: what [`TextQuery::Term`] means.
+fn find_ascii_word(body: &[u8], lower: &[u8], from: usize) -> Option<usize> {
+    let first = lower[0];
+    let mut at = from;
+    while at < body.len() {
+        let start = at + memchr::memchr2(first, first.to_ascii_uppercase(), &body[at..])?;
+        let end = start + lower.len();
+        if end <= body.len()
+            && body[start..end].eq_ignore_ascii_case(lower)
+            && (start == 0 || !body[start - 1].is_ascii_alphanumeric())
+            && body.get(end).is_none_or(|b| !b.is_ascii_alphanumeric())
+        {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+/// True when the ASCII text `body` has the ASCII words `words` (lowercase, at least one)
+/// as consecutive alphanumeric runs, ignoring case.
+fn find_ascii_phrase(body: &str, words: &[Cow<'_, str>]) -> bool {
+    let mut from = 0;
+    while let Some(start) = find_ascii_word(body.as_bytes(), words[0].as_bytes(), from) {
+        let mut cursor = start + words[0].len();
+        let rest_follows = words[1..].iter().all(|word| {
+            next_run(body, &mut cursor)
+                .is_some_and(|(from, to, _)| body[from..to].eq_ignore_ascii_case(word))
+        });
+        if rest_follows {
+            return true;
+        }
+        from = start + 1;
+    }
+    false
 }
 
 /// True when `run` lowercased equals `lower` (already lowercase).
@@ -246,7 +326,77 @@ fn could_hide_in_dropped_token(fragment: &str) -> bool {
     fragment.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The tokenizer of log bodies: alphanumeric runs, lowercased, noise dropped.
+/// Adds the indexed words of a log body to `words`: its alphanumeric runs, lowercased,
+/// with id-like runs dropped and too-long runs standing as the catch-all mark.
+fn gather_words(body: &str, words: &mut BlockWords) {
+    let mut cursor = 0;
+    while let Some((start, end, ascii)) = next_run(body, &mut cursor) {
+        let run = &body[start..end];
+        match token_fate(run) {
+            TokenFate::Indexed if ascii => words.add_ascii_lowercased(run),
+            TokenFate::Indexed => words.add_lowercased(run),
+            TokenFate::TooLong => words.add(LONG_TOKEN_MARK),
+            TokenFate::DroppedIdLike => {}
+        }
+    }
+}
+
+/// The tokenizer of block documents: the words [`BlockWords`] joined, split on spaces.
+#[derive(Clone, Default)]
+struct WordsTokenizer {
+    token: Token,
+}
+
+struct WordsTokenStream<'a> {
+    text: &'a str,
+    cursor: usize,
+    token: &'a mut Token,
+}
+
+impl Tokenizer for WordsTokenizer {
+    type TokenStream<'a> = WordsTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordsTokenStream<'a> {
+        self.token.reset();
+        WordsTokenStream {
+            text,
+            cursor: 0,
+            token: &mut self.token,
+        }
+    }
+}
+
+impl TokenStream for WordsTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        while self.cursor < self.text.len() {
+            let start = self.cursor;
+            let rest = &self.text[start..];
+            let len = rest.find(' ').unwrap_or(rest.len());
+            self.cursor = start + len + 1;
+            if len == 0 {
+                continue;
+            }
+            self.token.text.clear();
+            self.token.text.push_str(&rest[..len]);
+            self.token.offset_from = start;
+            self.token.offset_to = start + len;
+            self.token.position = self.token.position.wrapping_add(1);
+            return true;
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+/// The tokenizer of row-level indexes: alphanumeric runs, lowercased, noise dropped,
+/// each at the ordinal of its run as position.
 #[derive(Clone, Default)]
 struct LogTokenizer {
     token: Token,
@@ -320,11 +470,19 @@ impl TokenStream for LogTokenStream<'_> {
 struct Fields {
     body: Field,
     service: Field,
-    severity: Field,
     trace_id: Field,
 }
 
-fn schema() -> (Schema, Fields) {
+/// How a document's body words are indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Documents {
+    /// One document per block of rows, each distinct word once, doc ids only.
+    Blocks,
+    /// One document per row, with positions.
+    Rows,
+}
+
+fn schema(documents: Documents) -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let text = |tokenizer: &str, record: IndexRecordOption| {
         TextOptions::default().set_indexing_options(
@@ -335,22 +493,32 @@ fn schema() -> (Schema, Fields) {
         )
     };
     let basic = IndexRecordOption::Basic;
+    let body = match documents {
+        Documents::Blocks => text(WORDS_TOKENIZER, basic),
+        Documents::Rows => text(TOKENIZER, IndexRecordOption::WithFreqsAndPositions),
+    };
+    let body = builder.add_text_field("body", body);
+    let service = builder.add_text_field("service", text("raw", basic));
+    // `severity` stays in the schema, so that field numbers match those of older indexes
+    // (which filled it); nothing writes or queries it.
+    builder.add_text_field("severity", text("raw", basic));
+    let trace_id = builder.add_text_field("trace_id", text("raw", basic));
     let fields = Fields {
-        body: builder.add_text_field(
-            "body",
-            text(TOKENIZER, IndexRecordOption::WithFreqsAndPositions),
-        ),
-        service: builder.add_text_field("service", text("raw", basic)),
-        severity: builder.add_text_field("severity", text("raw", basic)),
-        trace_id: builder.add_text_field("trace_id", text("raw", basic)),
+        body,
+        service,
+        trace_id,
     };
     (builder.build(), fields)
 }
 
-fn register_tokenizer(index: &Index) {
-    index
-        .tokenizers()
-        .register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
+fn tokenizers() -> tantivy::tokenizer::TokenizerManager {
+    let tokenizers = tantivy::tokenizer::TokenizerManager::default();
+    tokenizers.register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
+    tokenizers.register(
+        WORDS_TOKENIZER,
+        TextAnalyzer::from(WordsTokenizer::default()),
+    );
+    tokenizers
 }
 
 fn index_error(context: &str) -> impl FnOnce(tantivy::TantivyError) -> Error + '_ {
@@ -363,32 +531,50 @@ fn index_error(context: &str) -> impl FnOnce(tantivy::TantivyError) -> Error + '
 /// Builds the index of a sorted logs batch and returns its files packed into one blob.
 #[cfg(test)]
 pub(crate) fn build(batch: &RecordBatch, memory_budget: usize) -> Result<Vec<u8>> {
-    let mut builder = IndexBuilder::new(memory_budget)?;
+    let mut builder = IndexBuilder::new(memory_budget, MAX_BLOCK_ROWS)?;
     builder.add(batch)?;
     builder.finish()
 }
 
-/// Builds the index of a log segment from its rows, batch by batch in row order.
+/// Builds the index of a log segment from its rows, batch by batch in row order: one
+/// document per block of up to `block_rows` rows of one service, holding each distinct
+/// word of the block's bodies once and the service; or, when `block_rows` is 1, one
+/// document per row with positions. The trace table goes beside it.
 pub(crate) struct IndexBuilder {
     writer: tantivy::SingleSegmentIndexWriter,
     directory: RamDirectory,
     fields: Fields,
     traces: TraceRowsBuilder,
-    /// Reused for lowercasing severities.
-    lower: String,
+    /// Rows per block at most; 1 means a document per row, with positions.
+    max_block_rows: usize,
+    /// The open block's distinct words.
+    words: BlockWords,
+    /// The open block's service.
+    service: String,
+    /// Rows in the open block.
+    block_rows: usize,
+    /// The first row of each block.
+    starts: Vec<u32>,
+    /// Rows added so far.
+    rows: u32,
 }
 
 impl IndexBuilder {
-    /// A builder whose tantivy writer may use `memory_budget` bytes.
-    pub fn new(memory_budget: usize) -> Result<IndexBuilder> {
-        let (schema, fields) = schema();
+    /// A builder whose tantivy writer may use `memory_budget` bytes, with documents of
+    /// up to `block_rows` rows (1 to [`MAX_BLOCK_ROWS`]).
+    pub fn new(memory_budget: usize, block_rows: usize) -> Result<IndexBuilder> {
+        let max_block_rows = block_rows.clamp(1, MAX_BLOCK_ROWS);
+        let documents = if max_block_rows == 1 {
+            Documents::Rows
+        } else {
+            Documents::Blocks
+        };
+        let (schema, fields) = schema(documents);
         let directory = RamDirectory::create();
-        let tokenizers = tantivy::tokenizer::TokenizerManager::default();
-        tokenizers.register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
         let writer = tantivy::IndexBuilder::new()
             .schema(schema)
             .settings(IndexSettings::default())
-            .tokenizers(tokenizers)
+            .tokenizers(tokenizers())
             .single_segment_index_writer(directory.clone(), memory_budget)
             .map_err(index_error("creating log index writer"))?;
         Ok(IndexBuilder {
@@ -396,7 +582,12 @@ impl IndexBuilder {
             directory,
             fields,
             traces: TraceRowsBuilder::default(),
-            lower: String::new(),
+            max_block_rows,
+            words: BlockWords::default(),
+            service: String::new(),
+            block_rows: 0,
+            starts: Vec::new(),
+            rows: 0,
         })
     }
 
@@ -404,7 +595,6 @@ impl IndexBuilder {
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         let body = string_column(batch, log_col::BODY)?;
         let service = string_column(batch, log_col::SERVICE)?;
-        let severity = string_column(batch, log_col::SEVERITY_TEXT)?;
         let trace = batch
             .column(log_col::TRACE_ID)
             .as_any()
@@ -414,36 +604,68 @@ impl IndexBuilder {
                 reason: "trace_id column is not binary".into(),
             })?;
         self.traces.add(trace)?;
-        let fields = &self.fields;
-        for row in 0..batch.num_rows() {
-            let mut doc = TantivyDocument::default();
-            doc.add_text(fields.body, body.value(row));
-            doc.add_text(fields.service, service.value(row));
-            if severity.is_valid(row) {
-                let text = severity.value(row);
-                self.lower.clear();
-                if text.is_ascii() {
-                    self.lower.push_str(text);
-                    self.lower.make_ascii_lowercase();
-                } else {
-                    self.lower.extend(text.chars().flat_map(char::to_lowercase));
-                }
-                doc.add_text(fields.severity, &self.lower);
+        if self.max_block_rows == 1 {
+            for row in 0..batch.num_rows() {
+                let mut doc = TantivyDocument::default();
+                doc.add_text(self.fields.body, body.value(row));
+                doc.add_text(self.fields.service, service.value(row));
+                self.writer
+                    .add_document(doc)
+                    .map_err(index_error("indexing a log row"))?;
             }
-            self.writer
-                .add_document(doc)
-                .map_err(index_error("indexing a log row"))?;
+            return Ok(());
+        }
+        for row in 0..batch.num_rows() {
+            let name = service.value(row);
+            if self.block_rows == self.max_block_rows
+                || (self.block_rows > 0 && name != self.service)
+            {
+                self.close_block()?;
+            }
+            if self.block_rows == 0 {
+                self.starts.push(self.rows);
+                self.service.clear();
+                self.service.push_str(name);
+            }
+            gather_words(body.value(row), &mut self.words);
+            self.block_rows += 1;
+            self.rows = self.rows.checked_add(1).ok_or_else(|| {
+                Error::InvalidWrite("a log segment holds at most 2^32 - 1 rows".into())
+            })?;
         }
         Ok(())
     }
 
+    fn close_block(&mut self) -> Result<()> {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.fields.body, self.words.joined());
+        doc.add_text(self.fields.service, &self.service);
+        self.writer
+            .add_document(doc)
+            .map_err(index_error("indexing a block of log rows"))?;
+        self.words.clear();
+        self.block_rows = 0;
+        Ok(())
+    }
+
     /// Finishes the index and returns its files packed into one blob.
-    pub fn finish(self) -> Result<Vec<u8>> {
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        if self.block_rows > 0 {
+            self.close_block()?;
+        }
         let index = self
             .writer
             .finalize()
             .map_err(index_error("finalizing log index"))?;
-        pack(&index, &self.directory, Some(self.traces.finish()))
+        let mut extra = vec![(TRACE_ROWS_FILE, self.traces.finish())];
+        if self.max_block_rows > 1 {
+            let mut blocks = Vec::with_capacity((self.starts.len() + 1) * 4);
+            for start in self.starts.iter().chain([&self.rows]) {
+                blocks.extend_from_slice(&start.to_le_bytes());
+            }
+            extra.push((BLOCKS_FILE, blocks));
+        }
+        pack(&index, &self.directory, extra)
     }
 }
 
@@ -460,7 +682,8 @@ fn string_column(batch: &RecordBatch, column: usize) -> Result<StringArray> {
         })
 }
 
-fn pack(index: &Index, directory: &RamDirectory, traces: Option<Vec<u8>>) -> Result<Vec<u8>> {
+/// Packs the index files and `extra` entries (name, bytes) into one blob.
+fn pack(index: &Index, directory: &RamDirectory, extra: Vec<(&str, Vec<u8>)>) -> Result<Vec<u8>> {
     let metas = index
         .load_metas()
         .map_err(index_error("reading log index metas"))?;
@@ -480,9 +703,11 @@ fn pack(index: &Index, directory: &RamDirectory, traces: Option<Vec<u8>>) -> Res
         })?;
         entries.push((path, data));
     }
-    if let Some(traces) = traces {
-        entries.push((PathBuf::from(TRACE_ROWS_FILE), traces));
-    }
+    entries.extend(
+        extra
+            .into_iter()
+            .map(|(name, data)| (PathBuf::from(name), data)),
+    );
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for (path, data) in entries {
         let name = path.to_string_lossy();
@@ -504,6 +729,9 @@ pub(crate) struct LogIndex {
     /// Rows by trace id (indexes written before it was kept apart hold trace ids as
     /// terms of the `trace_id` field instead).
     traces: Option<TraceRows>,
+    /// For an index of block documents: the first row of each block, then the row count.
+    /// `None` for an index with a document per row.
+    blocks: Option<Vec<u32>>,
 }
 
 impl LogIndex {
@@ -520,6 +748,7 @@ impl LogIndex {
         let count = u32::from_le_bytes(blob[8..12].try_into().expect("4 bytes"));
         let mut pos = 12usize;
         let mut traces = None;
+        let mut blocks = None;
         let mut take = |len: usize| -> Result<&[u8]> {
             let end = pos
                 .checked_add(len)
@@ -540,18 +769,21 @@ impl LogIndex {
                 traces = Some(TraceRows::open(data.to_vec())?);
                 continue;
             }
+            if name == BLOCKS_FILE {
+                blocks = Some(block_starts(data)?);
+                continue;
+            }
             directory
                 .atomic_write(Path::new(&name), data)
                 .map_err(|e| Error::io(&name, e))?;
         }
         let index = Index::open(directory).map_err(index_error("opening log index"))?;
-        register_tokenizer(&index);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(index_error("opening log index reader"))?;
-        let (_, fields) = schema();
+        let (_, fields) = schema(Documents::Blocks);
         let positions = index
             .schema()
             .get_field_entry(fields.body)
@@ -563,13 +795,14 @@ impl LogIndex {
             fields,
             positions,
             traces,
+            blocks,
         })
     }
 
     /// True when this index's candidates for `query` are exactly the matching rows (no
     /// confirmation on the body needed).
     pub fn answers_exactly(&self, query: &TextQuery) -> bool {
-        query.index_is_exact(self.positions)
+        self.blocks.is_none() && query.index_is_exact(self.positions)
     }
 
     /// Returns the rows that may match, sorted; `None` when the index cannot narrow the
@@ -598,13 +831,17 @@ impl LogIndex {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let mut rows = searcher
+        let mut docs = searcher
             .search(&query, &RowCollector)
             .map_err(index_error("searching log index"))?;
         // One index segment (doc ids already ascending); sort anyway in case of several.
-        if !rows.is_sorted() {
-            rows.sort_unstable();
+        if !docs.is_sorted() {
+            docs.sort_unstable();
         }
+        let mut rows = match &self.blocks {
+            Some(starts) => block_rows(starts, &docs)?,
+            None => docs,
+        };
         if let Some(trace_rows) = trace_rows {
             rows.retain(|row| trace_rows.binary_search(row).is_ok());
         }
@@ -747,7 +984,46 @@ impl LogIndex {
     }
 }
 
-/// Collects matching doc ids (= Parquet row numbers) in a plain vector, in doc order.
+/// Reads the block table of an index ([`BLOCKS_FILE`]): ascending first rows, then the
+/// row count.
+fn block_starts(data: &[u8]) -> Result<Vec<u32>> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        what: "log index block table".into(),
+        reason: reason.to_string(),
+    };
+    if data.len() < 4 || !data.len().is_multiple_of(4) {
+        return Err(corrupt("length is not a positive multiple of 4"));
+    }
+    let starts: Vec<u32> = data
+        .chunks_exact(4)
+        .map(|word| u32::from_le_bytes([word[0], word[1], word[2], word[3]]))
+        .collect();
+    if starts.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(corrupt("block starts do not ascend"));
+    }
+    Ok(starts)
+}
+
+/// The rows of the given block documents (ascending), in order.
+fn block_rows(starts: &[u32], blocks: &[u32]) -> Result<Vec<u32>> {
+    let mut rows = Vec::new();
+    for block in blocks {
+        let block = *block as usize;
+        match (starts.get(block), starts.get(block + 1)) {
+            (Some(from), Some(to)) => rows.extend(*from..*to),
+            _ => {
+                return Err(Error::Corrupt {
+                    what: "log index".into(),
+                    reason: format!("document {block} is past the block table"),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Collects matching doc ids (= Parquet row numbers, or block numbers) in a plain vector,
+/// in doc order.
 struct RowCollector;
 
 struct SegmentRows(Vec<u32>);
@@ -855,6 +1131,13 @@ mod tests {
         logs_batch(&records).unwrap()
     }
 
+    /// Writes an index with a document per row and positions.
+    fn build_rows(batch: &RecordBatch) -> Vec<u8> {
+        let mut builder = IndexBuilder::new(16 << 20, 1).unwrap();
+        builder.add(batch).unwrap();
+        builder.finish().unwrap()
+    }
+
     fn tokens(text: &str) -> Vec<String> {
         let mut tokenizer = LogTokenizer::default();
         let mut stream = tokenizer.token_stream(text);
@@ -872,6 +1155,20 @@ mod tests {
             vec!["get", "api", "v1", "took", "12ms", "trace", "order"]
         );
         assert_eq!(tokens(&"x".repeat(300)), vec![LONG_TOKEN_MARK]);
+        let mut words = BlockWords::default();
+        gather_words(
+            "GET /api/v1 took 12ms trace=4bf92f3577b34da6a3ce929d0e0e4736 order 1234567890",
+            &mut words,
+        );
+        gather_words("get ORDER 支付超时", &mut words);
+        gather_words(
+            &format!("{} {}", "x".repeat(300), "y".repeat(256)),
+            &mut words,
+        );
+        assert_eq!(
+            words.joined(),
+            format!("get api v1 took 12ms trace order 支付超时 {LONG_TOKEN_MARK} ")
+        );
     }
 
     #[test]
@@ -956,9 +1253,20 @@ mod tests {
         assert_eq!(trace_candidates(&index, 3, None), Some(vec![0, 3, 4]));
         assert_eq!(trace_candidates(&index, 9, None), Some(vec![2, 5]));
         assert_eq!(trace_candidates(&index, 1, None), Some(vec![]));
+        // The text narrows to the one block (all six rows are one service's), the trace
+        // table to the rows.
         let slow = TextQuery::Term("slow".into());
-        assert_eq!(trace_candidates(&index, 3, Some(&slow)), Some(vec![0, 4]));
+        assert_eq!(
+            trace_candidates(&index, 3, Some(&slow)),
+            Some(vec![0, 3, 4])
+        );
         assert_eq!(trace_candidates(&index, 1, Some(&slow)), Some(vec![]));
+        let absent = TextQuery::Term("absent".into());
+        assert_eq!(trace_candidates(&index, 3, Some(&absent)), Some(vec![]));
+        // A row-level index answers the same lookups to the row.
+        let rows = LogIndex::open(&build_rows(&traced_batch(&traces))).unwrap();
+        assert_eq!(trace_candidates(&rows, 3, None), Some(vec![0, 3, 4]));
+        assert_eq!(trace_candidates(&rows, 3, Some(&slow)), Some(vec![0, 4]));
     }
 
     /// Rows added in several batches are numbered on from one batch to the next, in the
@@ -967,19 +1275,92 @@ mod tests {
     fn rows_number_on_across_batches() {
         let traces = [Some(3), None, Some(9), Some(3), Some(3), Some(9), None];
         let whole = traced_batch(&traces);
-        let mut builder = IndexBuilder::new(16 << 20).unwrap();
+        let mut builder = IndexBuilder::new(16 << 20, MAX_BLOCK_ROWS).unwrap();
         for (offset, length) in [(0, 2), (2, 0), (2, 4), (6, 1)] {
             builder.add(&whole.slice(offset, length)).unwrap();
         }
         let index = LogIndex::open(&builder.finish().unwrap()).unwrap();
         assert_eq!(trace_candidates(&index, 3, None), Some(vec![0, 3, 4]));
+        assert_eq!(index.blocks, Some(vec![0, 7]));
         let slow = TextQuery::Term("slow".into());
-        assert_eq!(trace_candidates(&index, 3, Some(&slow)), Some(vec![0, 4]));
         let filter = IndexFilter {
             text: Some(&slow),
             ..IndexFilter::default()
         };
-        assert_eq!(index.candidates(&filter).unwrap(), Some(vec![0, 2, 4, 6]));
+        assert_eq!(
+            index.candidates(&filter).unwrap(),
+            Some((0..7).collect::<Vec<u32>>())
+        );
+    }
+
+    /// A block holds at most [`MAX_BLOCK_ROWS`] rows of one service; a word narrows to its
+    /// blocks, a service to its rows exactly.
+    #[test]
+    fn blocks_hold_one_service_and_at_most_their_rows() {
+        let records: Vec<LogRecord> = (0..200)
+            .map(|i| LogRecord {
+                timestamp_ns: i,
+                service: if i < 150 { "funding" } else { "asset" }.to_string(),
+                body: if i == 100 || i == 170 {
+                    "Kaboom: disk FULL".to_string()
+                } else {
+                    format!("request {i} served in {}ms", i % 7)
+                },
+                ..LogRecord::default()
+            })
+            .collect();
+        let whole = logs_batch(&records).unwrap();
+        let mut builder = IndexBuilder::new(16 << 20, MAX_BLOCK_ROWS).unwrap();
+        // Batch edges fall inside blocks: blocks run on from one batch to the next.
+        for (offset, length) in [(0, 30), (30, 100), (130, 70)] {
+            builder.add(&whole.slice(offset, length)).unwrap();
+        }
+        let index = LogIndex::open(&builder.finish().unwrap()).unwrap();
+        assert_eq!(index.blocks, Some(vec![0, 64, 128, 150, 200]));
+        let rows = |text: Option<&TextQuery>, service: Option<&str>| {
+            index
+                .candidates(&IndexFilter {
+                    text,
+                    service,
+                    ..IndexFilter::default()
+                })
+                .unwrap()
+        };
+        let kaboom = TextQuery::Term("kaboom".into());
+        let expected: Vec<u32> = (64..128).chain(150..200).collect();
+        assert_eq!(rows(Some(&kaboom), None), Some(expected));
+        assert!(!index.answers_exactly(&kaboom));
+        assert_eq!(
+            rows(Some(&kaboom), Some("asset")),
+            Some((150..200).collect())
+        );
+        assert_eq!(rows(None, Some("asset")), Some((150..200).collect()));
+        assert_eq!(rows(None, Some("billing")), Some(vec![]));
+        let full = TextQuery::Contains("disk FULL".into());
+        assert_eq!(
+            rows(Some(&full), Some("funding")),
+            Some((64..128).collect())
+        );
+        assert_eq!(
+            rows(Some(&TextQuery::Term("nowhere".into())), None),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn a_damaged_block_table_is_refused() {
+        assert!(block_starts(&[]).is_err());
+        assert!(block_starts(&[1, 0, 0]).is_err());
+        let words =
+            |values: &[u32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+        assert!(block_starts(&words(&[0, 64, 64])).is_err());
+        assert!(block_starts(&words(&[0, 64, 30])).is_err());
+        assert_eq!(block_starts(&words(&[0, 64, 70])).unwrap(), vec![0, 64, 70]);
+        assert!(block_rows(&[0, 64, 70], &[2]).is_err());
+        assert_eq!(
+            block_rows(&[0, 2, 5], &[0, 1]).unwrap(),
+            vec![0, 1, 2, 3, 4]
+        );
     }
 
     /// Indexes written before the trace table kept trace ids as `trace_id` terms; they
@@ -988,7 +1369,7 @@ mod tests {
     fn trace_terms_of_older_indexes_still_answer() {
         let traces = [Some(3), None, Some(9), Some(3)];
         let batch = traced_batch(&traces);
-        let (schema, fields) = schema();
+        let (schema, fields) = schema(Documents::Rows);
         let directory = RamDirectory::create();
         let tokenizers = tantivy::tokenizer::TokenizerManager::default();
         tokenizers.register(TOKENIZER, TextAnalyzer::from(LogTokenizer::default()));
@@ -1007,7 +1388,7 @@ mod tests {
             writer.add_document(doc).unwrap();
         }
         let index = writer.finalize().unwrap();
-        let index = LogIndex::open(&pack(&index, &directory, None).unwrap()).unwrap();
+        let index = LogIndex::open(&pack(&index, &directory, vec![]).unwrap()).unwrap();
         assert!(index.traces.is_none());
         assert_eq!(trace_candidates(&index, 3, None), Some(vec![0, 3]));
         let slow = TextQuery::Term("slow".into());
@@ -1118,8 +1499,7 @@ mod tests {
                 .map(|words| words.iter().map(|(w, sep)| format!("{}{sep}", WORDS[*w])).collect())
                 .collect();
             let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-            let blob = build(&batch(&refs), 16 << 20).unwrap();
-            let index = LogIndex::open(&blob).unwrap();
+            let index = LogIndex::open(&build_rows(&batch(&refs))).unwrap();
             prop_assert!(index.positions);
             let query = TextQuery::Phrase(phrase.iter().map(|w| WORDS[*w].to_string()).collect());
             let expected: Vec<u32> = (0..refs.len() as u32)
@@ -1129,13 +1509,22 @@ mod tests {
             let ascii_indexed = phrase.iter().all(|w| exact_word(WORDS[*w]));
             prop_assert_eq!(exact, ascii_indexed);
             match rows {
-                Some(rows) if exact => prop_assert_eq!(rows, expected),
+                Some(rows) if exact => prop_assert_eq!(&rows, &expected),
                 Some(rows) => {
                     for row in &expected {
                         prop_assert!(rows.contains(row), "{:?} missed row {}", query, row);
                     }
                 }
                 None => prop_assert!(!exact),
+            }
+            // A block index never answers exactly, and its candidates hold every match.
+            let blocks = LogIndex::open(&build(&batch(&refs), 16 << 20).unwrap()).unwrap();
+            let (rows, exact) = index_rows(&blocks, &query);
+            prop_assert!(!exact);
+            if let Some(rows) = rows {
+                for row in &expected {
+                    prop_assert!(rows.contains(row), "{:?} missed row {}", query, row);
+                }
             }
         }
     }
@@ -1186,7 +1575,40 @@ mod tests {
                     _ => None,
                 })
                 .collect();
+            // A block gathers the same words, each once, in first-seen order.
+            let mut distinct: Vec<String> = Vec::new();
+            for (_, _, word) in &expected {
+                if !distinct.contains(word) {
+                    distinct.push(word.clone());
+                }
+            }
             prop_assert_eq!(tokens, expected);
+            let mut words = BlockWords::default();
+            gather_words(&text, &mut words);
+            let gathered: Vec<&str> = words.joined().split_terminator(' ').collect();
+            prop_assert_eq!(gathered, distinct);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Terms and phrases on ASCII text take a byte-search path; it agrees with the
+        /// definition on alphanumeric runs, on ASCII and other text alike.
+        #[test]
+        fn word_search_agrees_with_runs(
+            body in "([aAbB1]{1,3}|[ ,.=_-]|ab|Ab|\u{212A}|é){0,16}",
+            words in prop::collection::vec("([aAbB1]{1,3}|ab|k|a-b|é)", 1..4),
+        ) {
+            let runs: Vec<String> = reference_runs(&body)
+                .into_iter()
+                .map(|(_, run)| run.to_lowercase())
+                .collect();
+            let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+            let term = TextQuery::Term(words[0].clone());
+            prop_assert_eq!(term.matches(&body), runs.contains(&lower[0]), "{:?}", term);
+            let phrase = TextQuery::Phrase(words.clone());
+            let expected = runs.windows(lower.len()).any(|window| window == lower.as_slice());
+            prop_assert_eq!(phrase.matches(&body), expected, "{:?}", phrase);
         }
     }
 

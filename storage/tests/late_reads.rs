@@ -68,11 +68,22 @@ fn scans(start: i64, end: i64) -> Vec<LogScan> {
     ]
 }
 
+/// Both kinds of full-text index: blocks of rows (the default) and a document per row.
 #[test]
 fn log_timeline_reads_the_rows_scan_logs_reads() {
+    for block_rows in [64, 7, 1] {
+        timeline_matches_scan(block_rows);
+    }
+}
+
+fn timeline_matches_scan(block_rows: usize) {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let storage = open(dir.path(), small_config()).await;
+        let config = storage::Config {
+            log_index_block_rows: block_rows,
+            ..small_config()
+        };
+        let storage = open(dir.path(), config).await;
         let records: Vec<_> = (0..6_000u64)
             .map(|seq| {
                 log_record(
@@ -99,6 +110,18 @@ fn log_timeline_reads_the_rows_scan_logs_reads() {
                     .into_iter()
                     .collect();
             assert!(!expected.is_empty(), "{scan:?}");
+            // Every matching record, found without any index.
+            let brute = records
+                .iter()
+                .filter(|r| r.timestamp_ns >= scan.start_ns && r.timestamp_ns <= scan.end_ns)
+                .filter(|r| scan.services.is_empty() || scan.services.contains(&r.service))
+                .filter(|r| scan.text.as_ref().is_none_or(|t| t.matches(&r.body)))
+                .count();
+            assert_eq!(
+                expected.len(),
+                brute,
+                "{scan:?}, {block_rows} rows per block"
+            );
             let confirmed = storage.log_timeline(&tenant(), &scan, true).await.unwrap();
             let times: BTreeSet<i64> = confirmed
                 .sources
