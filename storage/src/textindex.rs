@@ -328,15 +328,47 @@ fn could_hide_in_dropped_token(fragment: &str) -> bool {
 
 /// Adds the indexed words of a log body to `words`: its alphanumeric runs, lowercased,
 /// with id-like runs dropped and too-long runs standing as the catch-all mark.
+///
+/// An ASCII run is scanned once, judging on the way whether it is all hex or all digits
+/// ([`token_fate`]'s rules); a run that meets a non-ASCII byte is taken again by
+/// [`next_run`], which judges characters.
 fn gather_words(body: &str, words: &mut BlockWords) {
-    let mut cursor = 0;
-    while let Some((start, end, ascii)) = next_run(body, &mut cursor) {
-        let run = &body[start..end];
-        match token_fate(run) {
-            TokenFate::Indexed if ascii => words.add_ascii_lowercased(run),
-            TokenFate::Indexed => words.add_lowercased(run),
-            TokenFate::TooLong => words.add(LONG_TOKEN_MARK),
-            TokenFate::DroppedIdLike => {}
+    let bytes = body.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if byte.is_ascii() && !byte.is_ascii_alphanumeric() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        let (mut hex, mut digits) = (true, true);
+        while at < bytes.len() && bytes[at].is_ascii_alphanumeric() {
+            hex &= bytes[at].is_ascii_hexdigit();
+            digits &= bytes[at].is_ascii_digit();
+            at += 1;
+        }
+        if at < bytes.len() && !bytes[at].is_ascii() {
+            // A non-ASCII character inside or right after the run: judge it by characters.
+            let mut cursor = start;
+            let Some((from, to, ascii)) = next_run(body, &mut cursor) else {
+                break;
+            };
+            at = cursor;
+            let run = &body[from..to];
+            match token_fate(run) {
+                TokenFate::Indexed if ascii => words.add_ascii_lowercased(run),
+                TokenFate::Indexed => words.add_lowercased(run),
+                TokenFate::TooLong => words.add(LONG_TOKEN_MARK),
+                TokenFate::DroppedIdLike => {}
+            }
+            continue;
+        }
+        let len = at - start;
+        if len > MAX_TOKEN_LEN {
+            words.add(LONG_TOKEN_MARK);
+        } else if !((len >= 16 && hex) || (len >= 9 && digits)) {
+            words.add_ascii_lowercased(&body[start..at]);
         }
     }
 }
