@@ -23,12 +23,12 @@
 //! bytes marks its block with a catch-all term instead, so substring queries stay
 //! exact.
 //!
-//! Indexes written before blocks have a document per row, with positions: a body
-//! token's position is the ordinal of its alphanumeric run in the body, dropped runs
-//! included, so there a phrase query on positions means exactly what
-//! [`TextQuery::Phrase`] means on the text, and whole-word terms and phrases are answered
-//! without reading a body. Those indexes still open and answer; the oldest of them hold
-//! trace ids as `trace_id` terms, and no positions.
+//! With `storage.log_index_block_rows = 1` (and in every index written before blocks) a
+//! document is a row, with positions: a body token's position is the ordinal of its
+//! alphanumeric run in the body, dropped runs included, so there a phrase query on
+//! positions means exactly what [`TextQuery::Phrase`] means on the text, and whole-word
+//! terms and phrases are answered without reading a body. The oldest row indexes hold
+//! trace ids as `trace_id` terms, and no positions; they still open and answer.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
