@@ -130,8 +130,24 @@ pub(crate) fn writer_properties(
             .set_column_bloom_filter_fpp(column("trace_id"), 0.01)
             .set_sorting_columns(sorting(&[0, 7])),
     };
+    if matches!(table, Table::Logs | Table::Spans) {
+        // No read prunes on a page's least and greatest attribute key or value, and
+        // keeping them cost a comparison of every entry (most of a logs flush's Parquet
+        // time went to comparing resource and attribute strings).
+        for path in MAP_LEAF_COLUMNS {
+            builder = builder.set_column_statistics_enabled(column(path), EnabledStatistics::None);
+        }
+    }
     Ok(builder.build())
 }
+
+/// The leaf columns of the logs and spans attribute maps, as Parquet names them.
+const MAP_LEAF_COLUMNS: [&str; 4] = [
+    "attributes.entries.keys",
+    "attributes.entries.values",
+    "resource.entries.keys",
+    "resource.entries.values",
+];
 
 /// Encodes sorted batches as one Parquet file.
 pub(crate) fn encode(
@@ -1205,6 +1221,31 @@ pub(crate) fn empty(schema: &SchemaRef) -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The map columns whose statistics are off are named as Parquet names them (a wrong
+    /// path would be ignored silently).
+    #[test]
+    fn map_leaf_columns_exist_in_logs_and_spans() {
+        use crate::model::{LOGS_SCHEMA, SPANS_SCHEMA};
+        for schema in [&*LOGS_SCHEMA, &*SPANS_SCHEMA] {
+            let parquet = parquet::arrow::ArrowSchemaConverter::new()
+                .convert(schema)
+                .unwrap();
+            let paths: Vec<String> = parquet
+                .columns()
+                .iter()
+                .map(|c| c.path().string())
+                .collect();
+            for leaf in MAP_LEAF_COLUMNS {
+                assert!(paths.iter().any(|p| p == leaf), "{leaf} not in {paths:?}");
+            }
+        }
+        let properties = writer_properties(Table::Logs, 1, 1024, 0).unwrap();
+        assert_eq!(
+            properties.statistics_enabled(&ColumnPath::from("resource.entries.values")),
+            EnabledStatistics::None
+        );
+    }
 
     /// The fast path (integer keys, rows gathered from the sources) orders rows as the
     /// general path does, for each kind of leading column it takes.
