@@ -7,8 +7,6 @@
 //! in a small open-addressing table that stays in cache, and handed over joined by
 //! spaces.
 
-use xxhash_rust::xxh3::xxh3_64;
-
 /// The smallest table; it doubles when it is half full.
 const MIN_SLOTS: usize = 1024;
 
@@ -34,25 +32,67 @@ struct Word {
     len: u32,
 }
 
-/// The first 16 bytes of `word` as two little-endian words, zero-padded.
+/// ASCII letters and digits lowercase by setting bit 5 of each byte (digits have it set
+/// already), eight bytes at a time.
+const FOLD: u64 = 0x2020_2020_2020_2020;
+
+/// The low `n` bytes of a lane set, for `n` up to 8.
 #[inline]
-fn prefix_of(word: &[u8]) -> [u64; 2] {
-    let mut prefix = [0u64; 2];
-    for (i, byte) in word.iter().take(16).enumerate() {
-        prefix[i / 8] |= u64::from(*byte) << (8 * (i % 8));
+fn lane_mask(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * n)) - 1
     }
-    prefix
 }
 
-/// The hash of a word of `len` bytes starting with `prefix`: a multiply-xorshift mix for
-/// words of up to 16 bytes (the prefix is all of them), xxh3 for longer ones.
+/// The first 16 bytes of `word` as two little-endian lanes, zero-padded.
+#[inline]
+fn prefix_of(word: &[u8]) -> [u64; 2] {
+    let n = word.len().min(16);
+    let mut bytes = [0u8; 16];
+    bytes[..n].copy_from_slice(&word[..n]);
+    let lanes = u128::from_le_bytes(bytes);
+    [lanes as u64, (lanes >> 64) as u64]
+}
+
+/// The first 16 bytes of the ASCII alphanumeric word `text[start..end]`, lowercased, as
+/// [`prefix_of`] gives them. Two loads from `text` when 16 bytes follow `start`.
+#[inline]
+fn folded_prefix_at(text: &[u8], start: usize, end: usize) -> [u64; 2] {
+    let n = (end - start).min(16);
+    let [low, high] = match text.get(start..).and_then(<[u8]>::first_chunk::<16>) {
+        Some(chunk) => {
+            let lanes = u128::from_le_bytes(*chunk);
+            [
+                lanes as u64 & lane_mask(n),
+                (lanes >> 64) as u64 & lane_mask(n.saturating_sub(8)),
+            ]
+        }
+        None => prefix_of(&text[start..end]),
+    };
+    [
+        low | (FOLD & lane_mask(n)),
+        high | (FOLD & lane_mask(n.saturating_sub(8))),
+    ]
+}
+
+/// The hash of a word of `len` bytes starting with `prefix`: a multiply-xorshift mix of
+/// the prefix, the length and, past 16 bytes, the last eight bytes with bit 5 set (so
+/// that a word and its ASCII lowercasing hash alike when it is letters and digits).
 #[inline]
 fn hash_of(word: &[u8], prefix: [u64; 2]) -> u64 {
-    if word.len() > 16 {
-        return xxh3_64(word);
-    }
+    let tail = match word.len() {
+        0..=16 => 0,
+        len => {
+            let mut last = [0u8; 8];
+            last.copy_from_slice(&word[len - 8..]);
+            u64::from_le_bytes(last) | FOLD
+        }
+    };
     let mut hash = prefix[0].wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ prefix[1].rotate_left(29)
+        ^ tail.wrapping_mul(0xD6E8_FEB8_6659_FD93)
         ^ (word.len() as u64) << 59;
     hash = (hash ^ (hash >> 32)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     hash ^ (hash >> 29)
@@ -69,12 +109,27 @@ impl Default for BlockWords {
 }
 
 impl BlockWords {
-    /// Adds an ASCII word, lowercased.
-    pub fn add_ascii_lowercased(&mut self, word: &str) {
-        let start = self.joined.len();
-        self.joined.push_str(word);
-        self.joined[start..].make_ascii_lowercase();
-        self.commit(start);
+    /// Adds the word `text[start..end]`, ASCII letters and digits, lowercased. A word seen
+    /// before in the block (most are) is found without being copied.
+    #[inline]
+    pub fn add_ascii_word(&mut self, text: &[u8], start: usize, end: usize) {
+        let word = &text[start..end];
+        debug_assert!(word.iter().all(u8::is_ascii_alphanumeric));
+        if word.is_empty() {
+            return;
+        }
+        let prefix = folded_prefix_at(text, start, end);
+        let hash = hash_of(word, prefix);
+        let tail = word.get(16..).unwrap_or_default();
+        let Err(slot) = self.find(hash, prefix, word.len(), |kept| {
+            kept.iter().zip(tail).all(|(k, w)| *k == w | 0x20)
+        }) else {
+            return;
+        };
+        let at = self.joined.len();
+        self.joined
+            .extend(word.iter().map(|byte| char::from(byte | 0x20)));
+        self.insert(slot, at, prefix, hash);
     }
 
     /// Adds a word, lowercased character by character.
@@ -114,34 +169,54 @@ impl BlockWords {
         }
         let prefix = prefix_of(word);
         let hash = hash_of(word, prefix);
-        let len = word.len() as u32;
+        let tail = word.get(16..).unwrap_or_default();
+        match self.find(hash, prefix, word.len(), |kept| kept == tail) {
+            Ok(()) => self.joined.truncate(start),
+            Err(slot) => self.insert(slot, start, prefix, hash),
+        }
+    }
+
+    /// Finds the word with this hash, prefix and length whose bytes past the first 16
+    /// satisfy `tail_matches`: `Ok` when it is kept, else the empty slot it would take.
+    #[inline]
+    fn find(
+        &self,
+        hash: u64,
+        prefix: [u64; 2],
+        len: usize,
+        tail_matches: impl Fn(&[u8]) -> bool,
+    ) -> Result<(), usize> {
         let mask = self.slots.len() - 1;
         let mut slot = hash as usize & mask;
         loop {
             match self.slots[slot] {
-                0 => break,
+                0 => return Err(slot),
                 taken => {
                     let other = self.words[taken as usize - 1];
                     if other.hash == hash
-                        && other.len == len
+                        && other.len as usize == len
                         && other.prefix == prefix
                         && (len <= 16 || {
                             let from = other.start as usize + 16;
-                            self.joined.as_bytes()[from..from + len as usize - 16] == word[16..]
+                            tail_matches(&self.joined.as_bytes()[from..other.start as usize + len])
                         })
                     {
-                        self.joined.truncate(start);
-                        return;
+                        return Ok(());
                     }
                     slot = (slot + 1) & mask;
                 }
             }
         }
+    }
+
+    /// Keeps the word just written at `joined[start..]` in the empty `slot`.
+    fn insert(&mut self, slot: usize, start: usize, prefix: [u64; 2], hash: u64) {
+        let len = self.joined.len() - start;
         self.words.push(Word {
             prefix,
             hash,
             start: start as u32,
-            len,
+            len: len as u32,
         });
         self.slots[slot] = self.words.len() as u32;
         self.joined.push(' ');
@@ -175,10 +250,10 @@ mod tests {
     #[test]
     fn keeps_each_word_once_in_first_seen_order() {
         let mut words = BlockWords::default();
-        words.add_ascii_lowercased("GET");
+        words.add_ascii_word(b"GET", 0, 3);
         words.add("get");
         words.add_lowercased("Ünïcode");
-        words.add_ascii_lowercased("orders");
+        words.add_ascii_word(b"xorders", 1, 7);
         words.add_lowercased("ÜNÏCODE");
         assert_eq!(words.joined(), "get ünïcode orders ");
         words.clear();
@@ -221,6 +296,24 @@ mod tests {
     }
 
     proptest! {
+        /// Words taken from inside a text (with or without 16 bytes after them) and
+        /// lowercased on the way agree with words lowercased first.
+        #[test]
+        fn ascii_words_agree_with_words_lowercased_first(
+            input in prop::collection::vec("[a-cA-C0-2]{1,3}|[aAbB]{15,19}|[aA1]{24,40}", 0..120),
+        ) {
+            let text = input.join(" ");
+            let mut folded = BlockWords::default();
+            let mut lowered = BlockWords::default();
+            let mut at = 0;
+            for word in &input {
+                folded.add_ascii_word(text.as_bytes(), at, at + word.len());
+                lowered.add_lowercased(word);
+                at += word.len() + 1;
+            }
+            prop_assert_eq!(folded.joined(), lowered.joined());
+        }
+
         #[test]
         fn agrees_with_a_set(input in prop::collection::vec("[a-c]{1,3}|[ab]{15,18}", 0..200)) {
             let mut words = BlockWords::default();

@@ -337,15 +337,18 @@ fn gather_words(body: &str, words: &mut BlockWords) {
     let mut at = 0;
     while at < bytes.len() {
         let byte = bytes[at];
-        if byte.is_ascii() && !byte.is_ascii_alphanumeric() {
+        if BYTE_CLASSES[usize::from(byte)] == 0 && byte.is_ascii() {
             at += 1;
             continue;
         }
         let start = at;
-        let (mut hex, mut digits) = (true, true);
-        while at < bytes.len() && bytes[at].is_ascii_alphanumeric() {
-            hex &= bytes[at].is_ascii_hexdigit();
-            digits &= bytes[at].is_ascii_digit();
+        let mut all = HEX | DIGIT;
+        while at < bytes.len() {
+            let class = BYTE_CLASSES[usize::from(bytes[at])];
+            if class == 0 {
+                break;
+            }
+            all &= class;
             at += 1;
         }
         if at < bytes.len() && !bytes[at].is_ascii() {
@@ -357,7 +360,7 @@ fn gather_words(body: &str, words: &mut BlockWords) {
             at = cursor;
             let run = &body[from..to];
             match token_fate(run) {
-                TokenFate::Indexed if ascii => words.add_ascii_lowercased(run),
+                TokenFate::Indexed if ascii => words.add_ascii_word(bytes, from, to),
                 TokenFate::Indexed => words.add_lowercased(run),
                 TokenFate::TooLong => words.add(LONG_TOKEN_MARK),
                 TokenFate::DroppedIdLike => {}
@@ -367,11 +370,34 @@ fn gather_words(body: &str, words: &mut BlockWords) {
         let len = at - start;
         if len > MAX_TOKEN_LEN {
             words.add(LONG_TOKEN_MARK);
-        } else if !((len >= 16 && hex) || (len >= 9 && digits)) {
-            words.add_ascii_lowercased(&body[start..at]);
+        } else if !((len >= 16 && all & HEX != 0) || (len >= 9 && all & DIGIT != 0)) {
+            words.add_ascii_word(bytes, start, at);
         }
     }
 }
+
+/// [`BYTE_CLASSES`]: an ASCII letter or digit.
+const WORD_BYTE: u8 = 1;
+/// [`BYTE_CLASSES`]: an ASCII hex digit.
+const HEX: u8 = 2;
+/// [`BYTE_CLASSES`]: an ASCII decimal digit.
+const DIGIT: u8 = 4;
+
+/// What each byte is to [`gather_words`]: 0 for anything but an ASCII letter or digit.
+static BYTE_CLASSES: [u8; 256] = {
+    let mut classes = [0u8; 256];
+    let mut byte = 0;
+    while byte < 128 {
+        let b = byte as u8;
+        if b.is_ascii_alphanumeric() {
+            classes[byte] = WORD_BYTE
+                | if b.is_ascii_hexdigit() { HEX } else { 0 }
+                | if b.is_ascii_digit() { DIGIT } else { 0 };
+        }
+        byte += 1;
+    }
+    classes
+};
 
 /// The tokenizer of block documents: the words [`BlockWords`] joined, split on spaces.
 #[derive(Clone, Default)]
