@@ -99,7 +99,19 @@ pub(crate) fn writer_properties(
             .set_column_encoding(column("timestamp"), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(column("observed_timestamp"), false)
             .set_column_encoding(column("observed_timestamp"), Encoding::DELTA_BINARY_PACKED)
+            // Lengths then bytes: zstd finds the repeats of a line's text better than in
+            // DELTA_BYTE_ARRAY's prefix-stripped suffixes, and it encodes faster (31.1
+            // → 30.4 MB, 0.32 → 0.31 s per 937 k lines).
             .set_column_dictionary_enabled(column("body"), false)
+            .set_column_encoding(column("body"), Encoding::DELTA_LENGTH_BYTE_ARRAY)
+            // The resource repeats on every row of a replica: interning each of its keys
+            // and values in a page dictionary was most of the map's encoding time, and
+            // zstd takes the plain repeats almost as far (0.15 → 0.11 s, 1.65 → 1.74 MB
+            // per 937 k lines).
+            .set_column_dictionary_enabled(leaf("resource.entries.keys"), false)
+            .set_column_encoding(leaf("resource.entries.keys"), Encoding::PLAIN)
+            .set_column_dictionary_enabled(leaf("resource.entries.values"), false)
+            .set_column_encoding(leaf("resource.entries.values"), Encoding::PLAIN)
             .set_column_dictionary_enabled(column("trace_id"), false)
             .set_column_dictionary_enabled(column("span_id"), false)
             // Rows are in (service, time) order, so a page's least and greatest body or
@@ -135,10 +147,16 @@ pub(crate) fn writer_properties(
         // keeping them cost a comparison of every entry (most of a logs flush's Parquet
         // time went to comparing resource and attribute strings).
         for path in MAP_LEAF_COLUMNS {
-            builder = builder.set_column_statistics_enabled(column(path), EnabledStatistics::None);
+            builder = builder.set_column_statistics_enabled(leaf(path), EnabledStatistics::None);
         }
     }
     Ok(builder.build())
+}
+
+/// The path of a nested leaf column written with dots (`resource.entries.keys`).
+/// `ColumnPath::from` would take the whole string as one name, which matches nothing.
+fn leaf(dotted: &str) -> ColumnPath {
+    ColumnPath::new(dotted.split('.').map(str::to_string).collect())
 }
 
 /// The leaf columns of the logs and spans attribute maps, as Parquet names them.
@@ -1240,11 +1258,32 @@ mod tests {
                 assert!(paths.iter().any(|p| p == leaf), "{leaf} not in {paths:?}");
             }
         }
-        let properties = writer_properties(Table::Logs, 1, 1024, 0).unwrap();
-        assert_eq!(
-            properties.statistics_enabled(&ColumnPath::from("resource.entries.values")),
-            EnabledStatistics::None
-        );
+        // Looked up by the paths the writer uses for the leaves: a setting made under any
+        // other path is silently ignored.
+        for (table, schema) in [(Table::Logs, &*LOGS_SCHEMA), (Table::Spans, &*SPANS_SCHEMA)] {
+            let properties = writer_properties(table, 1, 1024, 0).unwrap();
+            let parquet = parquet::arrow::ArrowSchemaConverter::new()
+                .convert(schema)
+                .unwrap();
+            let mut off = 0;
+            for column in parquet.columns() {
+                let expected = if MAP_LEAF_COLUMNS.contains(&column.path().string().as_str()) {
+                    off += 1;
+                    EnabledStatistics::None
+                } else if column.path().string() == "service" {
+                    EnabledStatistics::Page
+                } else {
+                    continue;
+                };
+                assert_eq!(
+                    properties.statistics_enabled(column.path()),
+                    expected,
+                    "{table:?} {}",
+                    column.path()
+                );
+            }
+            assert_eq!(off, MAP_LEAF_COLUMNS.len(), "{table:?}");
+        }
     }
 
     /// The fast path (integer keys, rows gathered from the sources) orders rows as the
