@@ -434,6 +434,11 @@ const SORTED_CHUNK_ROWS: usize = 64 * 1024;
 
 /// Sorts logs by (service, time), encodes them, and builds their full-text index, a
 /// chunk of sorted rows at a time.
+///
+/// The index is built on a thread of its own, fed the sorted chunks as Parquet takes
+/// them: its term table then stays in one core's cache instead of being evicted by every
+/// chunk's gather and compression (in one thread, tantivy's indexing cost half as much
+/// again), and a flush takes less time.
 pub(crate) fn encode_logs(
     batches: &[RecordBatch],
     level: i32,
@@ -446,26 +451,49 @@ pub(crate) fn encode_logs(
         config.log_index_block_rows,
     )?;
     let mut bounds = TimeBounds::default();
-    let parquet = segment::encode_in_order(
-        &LOGS_SCHEMA,
-        batches,
-        &order.rows,
-        properties,
-        SORTED_CHUNK_ROWS,
-        |chunk| {
-            bounds.add(chunk, log_col::TIMESTAMP);
-            index.add(chunk)
-        },
-    )?;
+    let (parquet, index) = std::thread::scope(|scope| {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<RecordBatch>(INDEX_QUEUE_CHUNKS);
+        let indexer = std::thread::Builder::new()
+            .name("log-index".into())
+            .spawn_scoped(scope, move || {
+                for chunk in received {
+                    index.add(&chunk)?;
+                }
+                index.finish()
+            })
+            .map_err(|e| Error::Task(format!("starting the log index thread: {e}")))?;
+        let parquet = segment::encode_in_order(
+            &LOGS_SCHEMA,
+            batches,
+            &order.rows,
+            properties,
+            SORTED_CHUNK_ROWS,
+            |chunk| {
+                bounds.add(chunk, log_col::TIMESTAMP);
+                // A send fails only when the index thread stopped on an error, which
+                // its join reports.
+                let _ = chunks.send(chunk.clone());
+                Ok(())
+            },
+        );
+        drop(chunks);
+        let index = indexer
+            .join()
+            .map_err(|_| Error::Task("the log index thread panicked".into()))?;
+        Ok::<_, Error>((parquet?, index?))
+    })?;
     Ok(EncodedSegment {
         table: Table::Logs,
         rows: order.rows.len() as u64,
         parquet,
-        index: Some(index.finish()?),
+        index: Some(index),
         min_time_ns: bounds.min(),
         max_time_ns: bounds.max(),
     })
 }
+
+/// Sorted chunks waiting for the log index thread at most.
+const INDEX_QUEUE_CHUNKS: usize = 2;
 
 /// Sorts spans by (trace id, start) and encodes them, a chunk of sorted rows at a time.
 pub(crate) fn encode_spans(
