@@ -99,7 +99,13 @@ pub fn otlp_logs(
     now_ns: i64,
 ) -> Result<(ExportLogsServiceRequest, Vec<LogRecord>, u64)> {
     let request: ExportLogsServiceRequest = decode(format(json), body)?;
-    let (records, rejections) = crate::otlp::logs::convert(request.clone(), now_ns);
+    let origins = crate::otlp::logs::origins(&request);
+    let (rows, rejections) = crate::otlp::logs::convert(&request, &origins, now_ns);
+    let records = rows
+        .views()
+        .iter()
+        .map(crate::otlp::logs::RowView::to_record)
+        .collect();
     Ok((request, records, rejections.count))
 }
 

@@ -32,17 +32,21 @@ pub const SPAN_ID_KEYS: [&str; 5] = ["span_id", "spanId", "span.id", "spanid", "
 
 /// Finds a trace id (and span id) among attributes.
 pub fn trace_context_in_attributes(attributes: &Attributes) -> Option<(TraceId, Option<SpanId>)> {
-    let trace = TRACE_ID_KEYS
-        .iter()
-        .filter_map(|k| attributes.get(*k))
-        .find_map(|v| {
-            TraceId::parse_lenient(v.trim())
-                .ok()
-                .filter(|t| !t.is_zero())
-        })?;
+    trace_context_by_key(|key| attributes.get(key).map(String::as_str))
+}
+
+/// Finds a trace id (and span id) among attributes that `get` looks up by key.
+pub fn trace_context_by_key<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Option<(TraceId, Option<SpanId>)> {
+    let trace = TRACE_ID_KEYS.iter().filter_map(|k| get(k)).find_map(|v| {
+        TraceId::parse_lenient(v.trim())
+            .ok()
+            .filter(|t| !t.is_zero())
+    })?;
     let span = SPAN_ID_KEYS
         .iter()
-        .filter_map(|k| attributes.get(*k))
+        .filter_map(|k| get(k))
         .find_map(|v| v.trim().parse::<SpanId>().ok().filter(|s| !s.is_zero()));
     Some((trace, span))
 }

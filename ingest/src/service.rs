@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use proto::{Signal, TenantId};
 use storage::Storage;
 use storage::metrics::MetricsWrite;
-use storage::model::{LogRecord, SpanRecord, logs_batch, spans_batch};
+use storage::model::{LogRow, SpanRecord, logs_batch, spans_batch};
 
 use crate::es::templates::TemplateStore;
 use crate::otlp::delta::DeltaState;
@@ -265,11 +265,11 @@ impl IngestService {
     }
 
     /// Appends log records; resolves once durable.
-    pub async fn write_logs(
+    pub async fn write_logs<R: LogRow + Sync>(
         &self,
         protocol: Protocol,
         tenant: &TenantId,
-        records: &[LogRecord],
+        records: &[R],
     ) -> Result<()> {
         if records.is_empty() {
             return Ok(());

@@ -454,6 +454,7 @@ pub(crate) fn encode_logs(
         config.log_index_memory.bytes() as usize,
         config.log_index_block_rows,
     )?;
+    index.reserve(order.rows.len());
     let mut bounds = TimeBounds::default();
     let (parquet, index) = std::thread::scope(|scope| {
         let (chunks, received) = std::sync::mpsc::sync_channel::<RecordBatch>(INDEX_QUEUE_CHUNKS);

@@ -237,15 +237,22 @@ fn string_column<'a>(values: impl Iterator<Item = Option<&'a str>> + Clone) -> A
 
 /// An attribute map column, its buffers sized exactly as [`string_column`]'s are.
 fn map_column<'a>(maps: impl Iterator<Item = &'a Attributes> + Clone) -> Result<ArrayRef> {
+    entries_column(maps.map(|map| map.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+}
+
+/// A map column from each row's entries (sorted by key, each key once), its buffers
+/// sized exactly as [`string_column`]'s are.
+fn entries_column<'a, E>(maps: impl Iterator<Item = E> + Clone) -> Result<ArrayRef>
+where
+    E: Iterator<Item = (&'a str, &'a str)>,
+{
     let (rows, entries, key_bytes, value_bytes) =
         maps.clone()
             .fold((0, 0, 0, 0), |(rows, entries, keys, values), map| {
-                (
-                    rows + 1,
-                    entries + map.len(),
-                    keys + map.keys().map(String::len).sum::<usize>(),
-                    values + map.values().map(String::len).sum::<usize>(),
-                )
+                let (n, k, v) = map.fold((0, 0, 0), |(n, k, v), (key, value)| {
+                    (n + 1, k + key.len(), v + value.len())
+                });
+                (rows + 1, entries + n, keys + k, values + v)
             });
     let mut builder = MapBuilder::with_capacity(
         None,
@@ -285,28 +292,93 @@ fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
     Arc::new(TimestampNanosecondArray::from_iter_values(values).with_timezone("UTC"))
 }
 
-/// Builds a [`LOGS_SCHEMA`] batch from records.
-pub fn logs_batch(records: &[LogRecord]) -> Result<RecordBatch> {
+/// A log record as [`logs_batch`] reads it: a [`LogRecord`], or a row whose fields are
+/// borrowed from the request it came in (so that nothing is copied but into the batch).
+pub trait LogRow {
+    /// When the event happened, UTC nanoseconds.
+    fn timestamp_ns(&self) -> i64;
+    /// When a collector first saw it, UTC nanoseconds.
+    fn observed_ns(&self) -> i64;
+    /// The emitting service.
+    fn service(&self) -> &str;
+    /// The emitting replica.
+    fn instance(&self) -> Option<&str>;
+    /// Severity as the source wrote it.
+    fn severity_text(&self) -> Option<&str>;
+    /// OTLP severity number (0 when unknown).
+    fn severity_number(&self) -> i32;
+    /// The log line.
+    fn body(&self) -> &str;
+    /// The trace the record belongs to.
+    fn trace_id(&self) -> Option<TraceId>;
+    /// The span the record belongs to.
+    fn span_id(&self) -> Option<SpanId>;
+    /// Record attributes, sorted by key, each key once.
+    fn attributes(&self) -> impl Iterator<Item = (&str, &str)> + Clone;
+    /// Resource attributes, sorted by key, each key once.
+    fn resource(&self) -> impl Iterator<Item = (&str, &str)> + Clone;
+}
+
+impl LogRow for LogRecord {
+    fn timestamp_ns(&self) -> i64 {
+        self.timestamp_ns
+    }
+    fn observed_ns(&self) -> i64 {
+        self.observed_ns
+    }
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
+    }
+    fn severity_text(&self) -> Option<&str> {
+        self.severity_text.as_deref()
+    }
+    fn severity_number(&self) -> i32 {
+        self.severity_number
+    }
+    fn body(&self) -> &str {
+        &self.body
+    }
+    fn trace_id(&self) -> Option<TraceId> {
+        self.trace_id
+    }
+    fn span_id(&self) -> Option<SpanId> {
+        self.span_id
+    }
+    fn attributes(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    fn resource(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.resource.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// Builds a [`LOGS_SCHEMA`] batch from records, every buffer at its exact final size.
+pub fn logs_batch<R: LogRow>(records: &[R]) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
-        timestamps(records.iter().map(|r| r.timestamp_ns)),
-        timestamps(records.iter().map(|r| r.observed_ns)),
-        string_column(records.iter().map(|r| Some(r.service.as_str()))),
-        string_column(records.iter().map(|r| r.instance.as_deref())),
-        string_column(records.iter().map(|r| r.severity_text.as_deref())),
+        timestamps(records.iter().map(LogRow::timestamp_ns)),
+        timestamps(records.iter().map(LogRow::observed_ns)),
+        string_column(records.iter().map(|r| Some(r.service()))),
+        string_column(records.iter().map(LogRow::instance)),
+        string_column(records.iter().map(LogRow::severity_text)),
         Arc::new(Int32Array::from_iter_values(
-            records.iter().map(|r| r.severity_number),
+            records.iter().map(LogRow::severity_number),
         )),
-        string_column(records.iter().map(|r| Some(r.body.as_str()))),
+        string_column(records.iter().map(|r| Some(r.body()))),
         fixed_column(
-            records.iter().map(|r| r.trace_id.map(|id| id.0)),
+            records.iter().map(|r| r.trace_id().map(|id| id.0)),
             records.len(),
         )?,
         fixed_column(
-            records.iter().map(|r| r.span_id.map(|id| id.0)),
+            records.iter().map(|r| r.span_id().map(|id| id.0)),
             records.len(),
         )?,
-        map_column(records.iter().map(|r| &r.attributes))?,
-        map_column(records.iter().map(|r| &r.resource))?,
+        entries_column(records.iter().map(LogRow::attributes))?,
+        entries_column(records.iter().map(LogRow::resource))?,
     ];
     RecordBatch::try_new(LOGS_SCHEMA.clone(), columns)
         .map_err(|e| Error::arrow("building logs batch", e))

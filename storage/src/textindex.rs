@@ -649,6 +649,12 @@ impl IndexBuilder {
         })
     }
 
+    /// Makes room for `rows` more rows, when the caller knows how many will come.
+    pub fn reserve(&mut self, rows: usize) {
+        self.traces.reserve(rows);
+        self.starts.reserve(rows.div_ceil(self.max_block_rows));
+    }
+
     /// Indexes the next rows ([`crate::model::LOGS_SCHEMA`]).
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         let body = string_column(batch, log_col::BODY)?;

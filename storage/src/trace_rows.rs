@@ -37,6 +37,12 @@ pub(crate) struct TraceRowsBuilder {
 }
 
 impl TraceRowsBuilder {
+    /// Makes room for `rows` more rows at once (growing the table by doubling touched
+    /// and copied twice its size).
+    pub fn reserve(&mut self, rows: usize) {
+        self.pairs.reserve_exact(rows);
+    }
+
     /// Adds the next rows' `trace_id` column (a null row has no trace).
     pub fn add(&mut self, trace_ids: &FixedSizeBinaryArray) -> Result<()> {
         if trace_ids.value_length() as usize != ID_BYTES {
