@@ -12,8 +12,14 @@
 //! is what the per-core targets of issue 3 compare against (spans ≥ 100 k/s per core;
 //! logs ≥ 50 MB/s of raw text per core, ingested and indexed).
 //!
+//! The `bulk` signal sends the same log lines as Filebeat does, to the Elasticsearch
+//! `_bulk` endpoint (`/es/_bulk`, NDJSON `create` actions): each line an ECS document with
+//! the metadata a Filebeat container input and its Kubernetes processor add (agent, ecs,
+//! input, `log.file.path`, `log.offset`, stream, `kubernetes.*`, `host.name`). The trace
+//! id is only in the logback text, as Filebeat leaves it.
+//!
 //! Run: `cargo bench --bench ingest_otlp -- [--spans N] [--logs N] [--seconds S]
-//! [--connections C] [--signals traces,logs]` (env `OTLP_SPANS`, `OTLP_LOGS`,
+//! [--connections C] [--signals traces,logs,bulk]` (env `OTLP_SPANS`, `OTLP_LOGS`,
 //! `OTLP_SECONDS`, `OTLP_CONNECTIONS`, `OTLP_SIGNALS`; `SIGHTLINE_BIN`, default
 //! `target/release/sightline`). Defaults: 1 M spans, 1 M log lines, 60 s cap per signal,
 //! 4 connections. Figures in BENCHMARKS.md.
@@ -245,6 +251,44 @@ struct Encoded {
     seconds: f64,
 }
 
+/// `_bulk` NDJSON of log lines as Filebeat ships them from Kubernetes containers.
+fn encode_bulk(
+    logs: Vec<StoredLog>,
+    offsets: &mut std::collections::HashMap<String, u64>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for log in logs {
+        let pod = log.instance.clone().unwrap_or_else(|| log.service.clone());
+        let offset = offsets.entry(pod.clone()).or_default();
+        let document = serde_json::json!({
+            "@timestamp": chrono::DateTime::from_timestamp_nanos(log.timestamp_ns)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "message": log.body,
+            "log": {
+                "offset": *offset,
+                "file": {"path": format!("/var/log/containers/{pod}_trust_{}-0a1b2c3d.log", log.service)},
+            },
+            "stream": "stdout",
+            "input": {"type": "container"},
+            "agent": {"type": "filebeat", "version": "8.11.0", "name": "node-3"},
+            "ecs": {"version": "8.0.0"},
+            "service": {"name": log.service},
+            "host": {"name": pod},
+            "kubernetes": {
+                "namespace": "trust",
+                "pod": {"name": pod},
+                "container": {"name": log.service},
+                "node": {"name": "node-3"},
+            },
+        });
+        *offset += log.body.len() as u64 + 1;
+        out.extend_from_slice(b"{\"create\":{\"_index\":\"filebeat-8.11.0\"}}\n");
+        serde_json::to_writer(&mut out, &document).expect("json");
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Generates `spans` spans (or `logs` log lines) of the request workload, moved so
 /// that the last one lands about a minute before now, in requests of the batch size.
 fn encode(signal: &str, target: usize) -> Encoded {
@@ -291,12 +335,18 @@ fn encode(signal: &str, target: usize) -> Encoded {
             log.observed_ns += shift;
         }
         let mut rest = logs.into_iter().peekable();
+        let mut offsets = std::collections::HashMap::new();
         while rest.peek().is_some() {
             let chunk: Vec<StoredLog> = rest.by_ref().take(LOGS_PER_REQUEST).collect();
             let records = chunk.len();
             let text_bytes = chunk.iter().map(|l| l.body.len()).sum();
+            let bytes = if signal == "bulk" {
+                encode_bulk(chunk, &mut offsets)
+            } else {
+                encode_logs(chunk)
+            };
             bodies.push(Body {
-                bytes: encode_logs(chunk).into(),
+                bytes: bytes.into(),
                 records,
                 text_bytes,
             });
@@ -324,8 +374,18 @@ struct Sent {
     seconds: f64,
 }
 
-/// Records a request's partial success refused (from the protobuf response body).
+/// Records a request's partial success refused (from the protobuf response body, or
+/// the `_bulk` items that carry an error).
 fn refused(signal: &str, body: &[u8]) -> u64 {
+    if signal == "bulk" {
+        let reply: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        return reply["items"].as_array().map_or(u64::MAX, |items| {
+            items
+                .iter()
+                .filter(|item| item["create"].get("error").is_some())
+                .count() as u64
+        });
+    }
     if signal == "traces" {
         ExportTraceServiceResponse::decode(body)
             .ok()
@@ -390,9 +450,14 @@ async fn send(
                 let (body, records, text) = &bodies[i];
                 let mut attempt = 0u32;
                 loop {
+                    let content_type = if signal == "bulk" {
+                        "application/x-ndjson"
+                    } else {
+                        "application/x-protobuf"
+                    };
                     let result = client
                         .post(&url)
-                        .header("Content-Type", "application/x-protobuf")
+                        .header("Content-Type", content_type)
                         .body(body.clone())
                         .send()
                         .await;
@@ -561,10 +626,10 @@ async fn run(signal: &'static str, encoded: &Encoded, options: &Options) -> Resu
     let mut server = start().await?;
     let pid = server.child.id();
     println!("  {signal}: server up, load average {}", load_average());
-    let path = if signal == "traces" {
-        "/v1/traces"
-    } else {
-        "/v1/logs"
+    let path = match signal {
+        "traces" => "/v1/traces",
+        "bulk" => "/es/_bulk",
+        _ => "/v1/logs",
     };
     let url = format!("http://127.0.0.1:{}{path}", server.port);
     let cpu_start = cpu_seconds(pid);
@@ -623,10 +688,10 @@ async fn run(signal: &'static str, encoded: &Encoded, options: &Options) -> Resu
         accepted / total_cpu.max(1e-9),
         rss as f64 / (1024.0 * 1024.0),
     );
-    if signal == "logs" {
+    if signal != "traces" {
         let mb = sent.accepted_text as f64 / 1e6;
         println!(
-            "| logs raw text | {mb:.1} MB | {:.1} MB/s | | {:.1} MB per CPU-s (ingest) / {:.1} (incl. flush + index) | |",
+            "| {signal} raw text | {mb:.1} MB | {:.1} MB/s | | {:.1} MB per CPU-s (ingest) / {:.1} (incl. flush + index) | |",
             mb / sent.seconds,
             mb / ingest_cpu.max(1e-9),
             mb / total_cpu.max(1e-9),
@@ -649,6 +714,7 @@ fn main() {
         let (signal, target) = match signal.as_str() {
             "traces" | "spans" => ("traces", options.spans),
             "logs" => ("logs", options.logs),
+            "bulk" => ("bulk", options.logs),
             other => {
                 println!("  unknown signal {other}, skipped");
                 continue;
@@ -661,7 +727,7 @@ fn main() {
             encoded.bodies.len(),
             encoded.seconds,
             encoded.wire_bytes as f64 / encoded.records.max(1) as f64,
-            if signal == "logs" {
+            if signal != "traces" {
                 format!(
                     ", {:.0} B of text per line",
                     encoded.text_bytes as f64 / encoded.records.max(1) as f64

@@ -6,6 +6,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Value, json};
 use storage::model::LogRecord;
 
@@ -160,7 +162,7 @@ pub fn parse(
                         "document_parsing_exception",
                         format!("[{source_number}:{}] failed to parse: {e}", e.column()),
                     )),
-                    Ok(source) => match ecs::document_to_record(&source, &index, now_ns) {
+                    Ok(source) => match ecs::document_to_record(source, &index, now_ns) {
                         Ok(record) => {
                             parsed.records.push(record);
                             Ok(parsed.records.len() - 1)
@@ -195,38 +197,120 @@ pub fn error_object(kind: &str, reason: &str) -> Value {
     json!({"type": kind, "reason": reason})
 }
 
-/// The `_bulk` response body for stored items.
-pub fn response(items: &[Item], took_ms: u64) -> Value {
-    let mut errors = false;
-    let rendered: Vec<Value> = items
-        .iter()
-        .enumerate()
-        .map(|(seq_no, item)| {
-            let body = match &item.outcome {
-                Ok(_) => json!({
-                    "_index": item.index,
-                    "_id": item.id,
-                    "_version": 1,
-                    "result": "created",
-                    "_shards": {"total": 1, "successful": 1, "failed": 0},
-                    "_seq_no": seq_no,
-                    "_primary_term": 1,
-                    "status": 201,
-                }),
-                Err((status, kind, reason)) => {
-                    errors = true;
-                    json!({
-                        "_index": item.index,
-                        "_id": item.id,
-                        "status": status,
-                        "error": error_object(kind, reason),
-                    })
-                }
-            };
-            json!({ item.action.as_str(): body })
-        })
-        .collect();
-    json!({"took": took_ms, "errors": errors, "items": rendered})
+/// The `_bulk` response body for stored items, serialized straight from them (a
+/// `serde_json::Value` tree of a thousand items cost a seventh of a `_bulk` request's
+/// CPU).
+pub fn response(items: &[Item], took_ms: u64) -> BulkResponse<'_> {
+    BulkResponse { items, took_ms }
+}
+
+/// The `_bulk` response body: `took`, `errors` and one result per item.
+pub struct BulkResponse<'a> {
+    items: &'a [Item],
+    took_ms: u64,
+}
+
+impl Serialize for BulkResponse<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("took", &self.took_ms)?;
+        map.serialize_entry(
+            "errors",
+            &self.items.iter().any(|item| item.outcome.is_err()),
+        )?;
+        map.serialize_entry("items", &ItemResults(self.items))?;
+        map.end()
+    }
+}
+
+struct ItemResults<'a>(&'a [Item]);
+
+impl Serialize for ItemResults<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .enumerate()
+                .map(|(seq_no, item)| ItemResult { seq_no, item }),
+        )
+    }
+}
+
+/// `{"<action>": {...}}` for one item.
+struct ItemResult<'a> {
+    seq_no: usize,
+    item: &'a Item,
+}
+
+impl Serialize for ItemResult<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let item = self.item;
+        let mut map = serializer.serialize_map(Some(1))?;
+        match &item.outcome {
+            Ok(_) => map.serialize_entry(
+                &item.action,
+                &Stored {
+                    _index: &item.index,
+                    _id: &item.id,
+                    _version: 1,
+                    result: "created",
+                    _shards: Shards {
+                        total: 1,
+                        successful: 1,
+                        failed: 0,
+                    },
+                    _seq_no: self.seq_no,
+                    _primary_term: 1,
+                    status: 201,
+                },
+            )?,
+            Err((status, kind, reason)) => map.serialize_entry(
+                &item.action,
+                &Refused {
+                    _index: &item.index,
+                    _id: &item.id,
+                    status: *status,
+                    error: ItemError { kind, reason },
+                },
+            )?,
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Stored<'a> {
+    _index: &'a str,
+    _id: &'a str,
+    _version: u32,
+    result: &'static str,
+    _shards: Shards,
+    _seq_no: usize,
+    _primary_term: u32,
+    status: u16,
+}
+
+#[derive(Serialize)]
+struct Shards {
+    total: u32,
+    successful: u32,
+    failed: u32,
+}
+
+#[derive(Serialize)]
+struct Refused<'a> {
+    _index: &'a str,
+    _id: &'a str,
+    status: u16,
+    error: ItemError<'a>,
+}
+
+/// [`error_object`] of one item.
+#[derive(Serialize)]
+struct ItemError<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    reason: &'a str,
 }
 
 #[cfg(test)]
@@ -256,10 +340,25 @@ mod tests {
         assert_eq!(parsed.items[1].id.len(), 20);
         assert_eq!(parsed.items[2].action, "create");
         assert_eq!(parsed.records[1].body, "world");
-        let response = response(&parsed.items, 1);
+        let response = serde_json::to_value(response(&parsed.items, 1)).unwrap();
         assert_eq!(response["errors"], false);
         assert_eq!(response["items"][0]["index"]["status"], 201);
         assert_eq!(response["items"][2]["create"]["result"], "created");
+        assert_eq!(
+            response["items"][1],
+            json!({"create": {
+                "_index": "default-index",
+                "_id": parsed.items[1].id,
+                "_version": 1,
+                "result": "created",
+                "_shards": {"total": 1, "successful": 1, "failed": 0},
+                "_seq_no": 1,
+                "_primary_term": 1,
+                "status": 201,
+            }})
+        );
+        assert_eq!(response["took"], 1);
+        assert_eq!(response.as_object().map(|o| o.len()), Some(3));
     }
 
     #[test]
@@ -276,9 +375,21 @@ mod tests {
         let parsed = parse_str(body, None).unwrap();
         assert_eq!(parsed.items.len(), 7);
         assert_eq!(parsed.records.len(), 1);
-        let response = response(&parsed.items, 1);
+        let response = serde_json::to_value(response(&parsed.items, 1)).unwrap();
         assert_eq!(response["errors"], true);
         let items = response["items"].as_array().unwrap();
+        assert_eq!(
+            items[1],
+            json!({"delete": {
+                "_index": "a",
+                "_id": "1",
+                "status": 400,
+                "error": error_object(
+                    items[1]["delete"]["error"]["type"].as_str().unwrap(),
+                    items[1]["delete"]["error"]["reason"].as_str().unwrap(),
+                ),
+            }})
+        );
         assert_eq!(
             items[0]["index"]["error"]["reason"],
             "if _id is specified it must not be empty"

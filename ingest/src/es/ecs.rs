@@ -22,19 +22,30 @@ pub struct DocumentError(pub String);
 
 /// Maps one source document of index `index` to a log record; `now_ns` stamps
 /// documents without `@timestamp` and is the observed time of all.
+/// The document is taken apart: its strings move into the record.
 pub fn document_to_record(
-    source: &Value,
+    source: Value,
     index: &str,
     now_ns: i64,
 ) -> Result<LogRecord, DocumentError> {
-    let Value::Object(object) = source else {
-        return Err(DocumentError(format!(
-            "failed to parse: source must be a json object, found {}",
-            json_kind(source)
-        )));
+    let object = match source {
+        Value::Object(object) => object,
+        other => {
+            return Err(DocumentError(format!(
+                "failed to parse: source must be a json object, found {}",
+                json_kind(&other)
+            )));
+        }
+    };
+    // Without a `message` that flattens to itself, the whole document is the body.
+    let whole_document = match object.get("message") {
+        None | Some(Value::Null | Value::Object(_)) => {
+            Some(serde_json::to_string(&object).unwrap_or_default())
+        }
+        Some(_) => None,
     };
     let mut fields = Attributes::new();
-    flatten_into(&mut fields, String::new(), object);
+    flatten_into(&mut fields, &mut String::new(), object);
 
     let timestamp_ns = match fields.remove("@timestamp") {
         None => now_ns,
@@ -51,7 +62,7 @@ pub fn document_to_record(
     }
     let body = match fields.remove("message") {
         Some(message) => message,
-        None => source.to_string(),
+        None => whole_document.unwrap_or_default(),
     };
     let service = take_first(&mut fields, &["service.name"])
         .or_else(|| fields.get("kubernetes.container.name").cloned())
@@ -133,23 +144,24 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 /// Flattens nested objects into dotted keys; arrays stay JSON text, nulls are dropped.
-fn flatten_into(out: &mut Attributes, prefix: String, object: &Map<String, Value>) {
+fn flatten_into(out: &mut Attributes, path: &mut String, object: Map<String, Value>) {
     for (key, value) in object {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let at = path.len();
+        if at > 0 {
+            path.push('.');
+        }
+        path.push_str(&key);
         match value {
             Value::Null => {}
             Value::Object(inner) => flatten_into(out, path, inner),
             Value::String(text) => {
-                out.insert(path, text.clone());
+                out.insert(path.clone(), text);
             }
             other => {
-                out.insert(path, other.to_string());
+                out.insert(path.clone(), other.to_string());
             }
         }
+        path.truncate(at);
     }
 }
 
@@ -327,7 +339,7 @@ mod tests {
             "empty": null
         });
         let now = 1_780_000_000_000_000_000;
-        let record = document_to_record(&doc, "logs-app", now).unwrap();
+        let record = document_to_record(doc.clone(), "logs-app", now).unwrap();
         assert_eq!(record.timestamp_ns, 1_767_225_600_123_000_000);
         assert_eq!(record.observed_ns, now);
         assert_eq!(record.body, "支付失败 payment failed");
@@ -356,7 +368,7 @@ mod tests {
     fn fallbacks_apply_when_fields_are_missing() {
         let line = "2026-11-24 10:15:32.123  WARN [funding,4bf92f3577b34da6a3ce929d0e0e4736,a3ce929d0e0e4736] slow";
         let doc = json!({"message": line, "kubernetes": {"container": {"name": "funding"}, "pod": {"name": "funding-0"}}});
-        let record = document_to_record(&doc, "x", 42).unwrap();
+        let record = document_to_record(doc.clone(), "x", 42).unwrap();
         assert_eq!(record.timestamp_ns, 42);
         assert_eq!(record.service, "funding");
         assert_eq!(record.instance.as_deref(), Some("funding-0"));
@@ -374,22 +386,33 @@ mod tests {
         );
 
         let bare = json!({"f1": "v1", "f2": 42});
-        let record = document_to_record(&bare, "test_index", 1).unwrap();
+        let record = document_to_record(bare.clone(), "test_index", 1).unwrap();
         assert_eq!(record.service, UNKNOWN_SERVICE);
         assert_eq!(record.body, r#"{"f1":"v1","f2":42}"#);
         assert_eq!(record.severity_number, 0);
+
+        // A `message` that is an object or null is no body: the document is.
+        let nested = json!({"message": {"text": "hi"}, "n": null, "a": {"": {"b": [1]}}});
+        let record = document_to_record(nested.clone(), "x", 1).unwrap();
+        assert_eq!(record.body, nested.to_string());
+        assert_eq!(record.attributes["message.text"], "hi");
+        assert_eq!(record.attributes["a..b"], "[1]");
+        assert!(!record.attributes.contains_key("n"));
+        let scalar = json!({"message": 7, "log": {"level": "warn"}});
+        let record = document_to_record(scalar, "x", 1).unwrap();
+        assert_eq!((record.body.as_str(), record.severity_number), ("7", 13));
     }
 
     #[test]
     fn bad_documents_are_refused() {
-        assert!(document_to_record(&json!("just text"), "x", 0).is_err());
-        assert!(document_to_record(&json!([1, 2]), "x", 0).is_err());
-        let error = document_to_record(&json!({"@timestamp": "not a date"}), "x", 0).unwrap_err();
+        assert!(document_to_record(json!("just text"), "x", 0).is_err());
+        assert!(document_to_record(json!([1, 2]), "x", 0).is_err());
+        let error = document_to_record(json!({"@timestamp": "not a date"}), "x", 0).unwrap_err();
         assert!(error.0.contains("[@timestamp]"), "{error:?}");
         let future = json!({"@timestamp": "2026-01-01T02:00:01Z"});
         let now = parse_timestamp_ns("2026-01-01T01:00:00Z").unwrap();
         assert!(
-            document_to_record(&future, "x", now)
+            document_to_record(future.clone(), "x", now)
                 .unwrap_err()
                 .0
                 .contains("future")
