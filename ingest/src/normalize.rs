@@ -64,15 +64,16 @@ pub fn severity_number(text: &str) -> i32 {
     }
 }
 
-/// Loki's `detected_level` name for an OTLP severity number.
-pub fn level_name(severity_number: i32) -> Option<&'static str> {
+/// The severity text for an OTLP severity number, as logback prints it (`INFO`, `WARN`…):
+/// what a record that gives only the number is stored with.
+pub fn level_text(severity_number: i32) -> Option<&'static str> {
     match severity_number {
-        1..=4 => Some("trace"),
-        5..=8 => Some("debug"),
-        9..=12 => Some("info"),
-        13..=16 => Some("warn"),
-        17..=20 => Some("error"),
-        21..=24 => Some("fatal"),
+        1..=4 => Some("TRACE"),
+        5..=8 => Some("DEBUG"),
+        9..=12 => Some("INFO"),
+        13..=16 => Some("WARN"),
+        17..=20 => Some("ERROR"),
+        21..=24 => Some("FATAL"),
         _ => None,
     }
 }
@@ -111,7 +112,7 @@ mod tests {
     fn severities_map_to_otlp_numbers() {
         assert_eq!(severity_number("WARN"), 13);
         assert_eq!(severity_number("error"), 17);
-        assert_eq!(level_name(severity_number("Information")), Some("info"));
+        assert_eq!(level_text(severity_number("Information")), Some("INFO"));
         assert_eq!(
             severity_in_text("2026-11-24 10:15:32.123 ERROR [x,y,z] failed"),
             Some("ERROR")

@@ -17,7 +17,7 @@ use storage::model::{LogRecord, LogRow};
 use super::convert::{
     Origin, Rejections, nanos, now_ns, origin, span_id, too_far_in_future, trace_id, value_text,
 };
-use crate::normalize::{severity_number, trace_context_by_key, trace_context_in_text};
+use crate::normalize::{level_text, severity_number, trace_context_by_key, trace_context_in_text};
 use crate::{Error, IngestService, Protocol, Result};
 
 /// Converts, stores and answers one logs export.
@@ -185,19 +185,6 @@ pub(crate) fn convert<'a>(
     (rows, rejections)
 }
 
-/// The severity text for a number when the record has none (`INFO`, `WARN`…).
-fn severity_text_of(number: i32) -> Option<&'static str> {
-    match number {
-        1..=4 => Some("TRACE"),
-        5..=8 => Some("DEBUG"),
-        9..=12 => Some("INFO"),
-        13..=16 => Some("WARN"),
-        17..=20 => Some("ERROR"),
-        21..=24 => Some("FATAL"),
-        _ => None,
-    }
-}
-
 /// An attribute value as text, borrowed when it is a string ([`value_text`]).
 fn value_cow(value: Option<&AnyValue>) -> Cow<'_, str> {
     match value.and_then(|value| value.value.as_ref()) {
@@ -294,7 +281,7 @@ fn convert_record<'a>(
 
     let severity_text = Some(record.severity_text.as_str())
         .filter(|text| !text.is_empty())
-        .or_else(|| severity_text_of(record.severity_number));
+        .or_else(|| level_text(record.severity_number));
     let severity_number = match record.severity_number {
         0 => severity_text.map(severity_number).unwrap_or(0),
         number => number,
